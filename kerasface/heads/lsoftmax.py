@@ -15,11 +15,19 @@ def cos_multiple_angle(cosine, margin):
     cos(m t) = sum_n (-1)^n C(m, 2n) cos(t)^(m - 2n) (1 - cos(t)^2)^n.
     """
     sine_squared = 1.0 - cosine * cosine
-    terms = [
-        (-1) ** n * math.comb(margin, 2 * n) * cosine ** (margin - 2 * n) * sine_squared**n
-        for n in range(margin // 2 + 1)
-    ]
-    return sum(terms[1:], terms[0])
+    total = 0.0
+    for n in range(margin // 2 + 1):
+        term = (-1) ** n * math.comb(margin, 2 * n) * _power(cosine, margin - 2 * n)
+        total = total + term * _power(sine_squared, n)
+    return total
+
+
+def _power(x, exponent):
+    """x ** exponent by products (no 0 * x ** -1 in the gradient at x = 0)."""
+    result = 1.0
+    for _ in range(exponent):
+        result = result * x
+    return result
 
 
 def angular_margin_psi(cosine, margin):
