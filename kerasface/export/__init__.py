@@ -1,0 +1,26 @@
+"""Export embedders for phones and edge devices: SavedModel, TFLite and ONNX.
+
+`export(model, path, format=...)` writes the embedding network with its
+normalisation inside, a JSON metadata file beside it, and checks the export's
+embeddings against Keras with the export's own runtime.
+"""
+
+from kerasface.export.exporter import (
+    MAX_CHECK_IMAGES,
+    ExportMismatchError,
+    ExportReport,
+    agreement,
+    export,
+)
+from kerasface.export.formats import FORMATS, Format, get_format
+from kerasface.export.images import ImageSpec, load_images, synthetic_images
+from kerasface.export.metadata import metadata_path
+from kerasface.export.runtimes import (
+    KerasRuntime,
+    OnnxRuntime,
+    SavedModelRuntime,
+    TFLiteRuntime,
+    latency_per_image,
+    load_runtime,
+)
+from kerasface.export.tflite_ops import check_builtin_ops, operators

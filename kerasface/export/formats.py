@@ -1,0 +1,62 @@
+"""The export formats and the agreement each must reach with the Keras embedder."""
+
+import dataclasses
+
+# Float exports compute the same float32 graph: differences are round-off only.
+FLOAT_MAX_ABS_ERROR = 1e-4
+# Half-precision weights keep about 3 significant digits.
+FP16_MIN_COSINE = 0.999
+# Full-integer quantisation with 8-bit activations and weights.
+INT8_MIN_COSINE = 0.99
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One export format.
+
+    Attributes:
+        name: the name `export` accepts.
+        suffix: appended to a file stem to name the export (a directory for
+            SavedModel).
+        runtime: the runtime that loads the export for the parity check.
+        requires: the optional modules writing and checking it needs.
+        max_abs_error: largest allowed absolute difference to the Keras
+            embeddings, or `None` if the format is checked by cosine only.
+        min_cosine: smallest allowed mean cosine to the Keras embeddings, or
+            `None` if the format is checked by absolute error.
+    """
+
+    name: str
+    suffix: str
+    runtime: str
+    requires: tuple = ()
+    max_abs_error: float | None = None
+    min_cosine: float | None = None
+
+
+_LITERT = ("ai_edge_litert",)
+FORMATS = {
+    f.name: f
+    for f in (
+        Format("saved_model", "_saved_model", "tensorflow", max_abs_error=FLOAT_MAX_ABS_ERROR),
+        Format("tflite", ".tflite", "litert", _LITERT, max_abs_error=FLOAT_MAX_ABS_ERROR),
+        Format("tflite_fp16", "_fp16.tflite", "litert", _LITERT, min_cosine=FP16_MIN_COSINE),
+        Format("tflite_int8", "_int8.tflite", "litert", _LITERT, min_cosine=INT8_MIN_COSINE),
+        Format(
+            "onnx",
+            ".onnx",
+            "onnxruntime",
+            ("tf2onnx", "onnx", "onnxruntime"),
+            max_abs_error=FLOAT_MAX_ABS_ERROR,
+        ),
+    )
+}
+
+
+def get_format(name):
+    """Returns the `Format` called `name`, or raises `ValueError` listing the valid ones."""
+    if name not in FORMATS:
+        raise ValueError(
+            f"Unknown export format. Expected one of {sorted(FORMATS)}. Received: format={name!r}"
+        )
+    return FORMATS[name]
