@@ -50,16 +50,24 @@ class CenterLoss(keras.layers.Layer):
         embeddings, labels = split_inputs(inputs)
         if labels is None:
             raise ValueError("CenterLoss is called as layer([embeddings, labels]).")
+        self.add_loss(self.loss_and_update(embeddings, labels, training))
+        return embeddings
+
+    def loss_and_update(self, embeddings, labels, training=False):
+        """The weighted loss of a batch; on a training call, moves the centres.
+
+        For models that combine losses themselves (`FaceModel.compute_loss`)
+        rather than through `add_loss`.
+        """
         check_rank(embeddings.shape, 2, type(self).__name__)
         check_labels(labels, self.num_classes, type(self).__name__)
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-        features = ops.cast(embeddings, "float32")
         centers = ops.convert_to_tensor(self.centers)
-        offsets = ops.take(centers, labels, axis=0) - features
-        self.add_loss(self.weight * 0.5 * ops.mean(ops.sum(ops.square(offsets), axis=1)))
+        offsets = ops.take(centers, labels, axis=0) - ops.cast(embeddings, "float32")
+        loss = self.weight * 0.5 * ops.mean(ops.sum(ops.square(offsets), axis=1))
         if training:
             self.centers.assign(centers - self.alpha * center_update(offsets, labels, self.num_classes))
-        return embeddings
+        return loss
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
