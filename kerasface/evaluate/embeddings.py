@@ -1,0 +1,76 @@
+"""Embeddings of images by a model, and the cosine scores of image pairs."""
+
+import keras
+import numpy as np
+
+from kerasface._checks import check_positive_int
+from kerasface.evaluate.similarity import cosine_scores
+
+
+def _predict(model, images, batch_size):
+    """Runs `model` over `images` in batches, cast to float32 one batch at a time."""
+    # predict_on_batch runs the Keras model's compiled predict function; plain callables are called.
+    forward = getattr(model, "predict_on_batch", model)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start : start + batch_size], dtype="float32")
+        outputs.append(keras.ops.convert_to_numpy(forward(batch)))
+    features = np.concatenate(outputs)
+    if features.ndim != 2:
+        raise ValueError(
+            "The model must map images (n, height, width, channels) to embeddings (n, dim). "
+            f"Received outputs of shape {features.shape}"
+        )
+    return features
+
+
+def embed_images(model, images, flip=True, batch_size=64):
+    """Embeddings of `images`, shape (n, dim), or (n, 2 * dim) with `flip`.
+
+    Args:
+        model: a Keras model (or any callable) from images (n, height,
+            width, channels) to embeddings (n, dim). It receives the pixels
+            as float32 as they are given, so it must hold its own preprocessing.
+        images: array of shape (n, height, width, channels), e.g. RGB uint8.
+        flip: if `True`, each embedding is concatenated with the embedding
+            of the horizontally flipped image, as in SphereFace's evaluation.
+            Defaults to `True`.
+        batch_size: images per forward pass. Defaults to `64`.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(
+            f"images must have shape (n, height, width, channels) with n >= 1. Received: images.shape={images.shape}"
+        )
+    batch_size = check_positive_int(batch_size, "batch_size", "embed_images")
+    features = _predict(model, images, batch_size)
+    if flip:
+        features = np.concatenate([features, _predict(model, images[:, :, ::-1], batch_size)], axis=1)
+    return features
+
+
+def pair_scores(model, images_a, images_b, flip=True, batch_size=64):
+    """Cosine similarity of the embeddings of `images_a[i]` and `images_b[i]`.
+
+    Args:
+        model: a Keras model (or callable) from images to embeddings.
+        images_a, images_b: the two images of each pair, shape
+            (n, height, width, channels).
+        flip: concatenate each embedding with its horizontal flip's
+            (see `embed_images`). Defaults to `True`.
+        batch_size: images per forward pass. Defaults to `64`.
+
+    Returns:
+        An array of n scores in [-1, 1].
+
+    Reference:
+        - [Liu et al., 2017, SphereFace](https://arxiv.org/abs/1704.08063)
+    """
+    if np.shape(images_a) != np.shape(images_b):
+        raise ValueError(
+            "images_a and images_b must hold the two images of each pair, with one shape. "
+            f"Received: images_a.shape={np.shape(images_a)}, images_b.shape={np.shape(images_b)}"
+        )
+    return cosine_scores(
+        embed_images(model, images_a, flip, batch_size), embed_images(model, images_b, flip, batch_size)
+    )
