@@ -1,0 +1,96 @@
+"""Improved ResNets of insightface's arcface_torch (`backbones/iresnet.py`)."""
+
+import functools
+
+import keras
+
+from kerasface.backbones.common import (
+    PYTORCH_BATCH_NORM,
+    check_depth,
+    check_dropout_rate,
+    check_embedding_dim,
+    check_input_shape,
+    conv_unit,
+    initializer_spec,
+    load_weights,
+)
+
+STAGE_FILTERS = (64, 128, 256, 512)
+
+# Residual blocks in each of the four stages, by depth.
+STAGE_BLOCKS = {
+    18: (2, 2, 2, 2),
+    34: (3, 4, 6, 3),
+    50: (3, 4, 14, 3),
+    100: (3, 13, 30, 3),
+}
+
+# insightface draws every convolution from N(0, 0.1); its fully connected
+# layer keeps PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+CONV_INIT = initializer_spec("RandomNormal", stddev=0.1)
+LINEAR_INIT = initializer_spec("VarianceScaling", scale=1 / 3, mode="fan_in", distribution="uniform")
+
+# Convolution (no bias) and batch norm, optionally PReLU: every conv of the network.
+conv_bn = functools.partial(
+    conv_unit, use_bias=False, kernel_initializer=CONV_INIT, batch_norm=PYTORCH_BATCH_NORM
+)
+
+
+def iresnet(depth, input_shape=(112, 112, 3), embedding_dim=512, dropout_rate=0.0, weights=None):
+    """IResNet, the ArcFace backbone ("LResNetE-IR" of Deng et al.).
+
+    A 3x3 conv-BN-PReLU stem (stride 1), four stages of 64, 128, 256 and 512
+    filters whose first block has stride 2, each block
+    BN-conv3x3-BN-PReLU-conv3x3-BN plus a shortcut (identity, or a strided
+    1x1 conv and BN), then the output layer BN-Dropout-Flatten-FC-BN. The
+    final BN has no scale (insightface fixes its weight at 1).
+
+    Parameters at 112x112x3 with a 512-d embedding (insightface's PyTorch
+    count includes the 512 frozen BN weights that Keras does not create):
+    depth 18: 24,025,088 trainable (24.03M in PyTorch); 34: 34,138,816
+    (34.14M); 50: 43,590,336 (43.59M); 100: 65,155,648 (65.16M).
+
+    Args:
+        depth: 18, 34, 50 or 100.
+        input_shape: image shape (height, width, channels), already
+            normalised. Defaults to `(112, 112, 3)`.
+        embedding_dim: size of the embedding. Defaults to `512`.
+        dropout_rate: fraction dropped before the fully connected layer.
+            Defaults to `0.0` (insightface's default).
+        weights: `None` or a local `.weights.h5`/`.keras` file.
+
+    Returns:
+        A `keras.Model` from images to embeddings.
+
+    Reference:
+    - [Deng et al., 2019](https://arxiv.org/abs/1801.07698)
+    - [Duta et al., 2020](https://arxiv.org/abs/2004.04989)
+    """
+    where = "iresnet"
+    blocks = STAGE_BLOCKS[check_depth(depth, STAGE_BLOCKS, where)]
+    input_shape = check_input_shape(input_shape, where)
+    embedding_dim = check_embedding_dim(embedding_dim, where)
+    dropout_rate = check_dropout_rate(dropout_rate, where)
+
+    inputs = keras.Input(input_shape, name="image")
+    x = conv_bn(inputs, STAGE_FILTERS[0], 3, padding=1, activation="prelu", name="conv1")
+    for stage, (filters, num_blocks) in enumerate(zip(STAGE_FILTERS, blocks), start=1):
+        for index in range(num_blocks):
+            x = basic_block(x, filters, strides=2 if index == 0 else 1, name=f"layer{stage}_{index}")
+    x = keras.layers.BatchNormalization(name="bn2", **PYTORCH_BATCH_NORM)(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
+    x = keras.layers.Dense(embedding_dim, kernel_initializer=LINEAR_INIT, name="fc")(x)
+    outputs = keras.layers.BatchNormalization(scale=False, name="embedding", **PYTORCH_BATCH_NORM)(x)
+    model = keras.Model(inputs, outputs, name=f"iresnet{depth}")
+    return load_weights(model, weights)
+
+
+def basic_block(x, filters, strides, name):
+    """insightface's IBasicBlock: BN-conv-BN-PReLU-conv-BN, stride on the second conv."""
+    y = keras.layers.BatchNormalization(name=f"{name}_bn1", **PYTORCH_BATCH_NORM)(x)
+    y = conv_bn(y, filters, 3, padding=1, activation="prelu", name=f"{name}_conv1")
+    y = conv_bn(y, filters, 3, strides=strides, padding=1, name=f"{name}_conv2")
+    if strides != 1 or x.shape[-1] != filters:
+        x = conv_bn(x, filters, 1, strides=strides, name=f"{name}_downsample")
+    return keras.layers.Add(name=f"{name}_add")([x, y])
