@@ -21,6 +21,7 @@ from kerasface.export.runtimes import (
     SavedModelRuntime,
     TFLiteRuntime,
     latency_per_image,
+    limit_tensorflow_threads,
     load_runtime,
 )
 from kerasface.export.tflite_ops import check_builtin_ops, operators

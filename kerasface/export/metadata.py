@@ -22,7 +22,8 @@ def describe(embedder, spec, format, report, recipe=None, io_details=None):
         format: the `Format` written.
         report: the `ExportReport` of the parity check.
         recipe: the zoo recipe the model came from, if any; gives the model
-            name and the preprocessing string.
+            name and the preprocessing (a string, or an object whose
+            `description` is one).
         io_details: for TFLite, the interpreter's `(input, output)` details,
             whose dtypes and quantisation parameters are recorded.
     """
@@ -44,12 +45,17 @@ def describe(embedder, spec, format, report, recipe=None, io_details=None):
         "format": format.name,
         "kerasface_version": kerasface.__version__,
         "input": input_info,
-        "preprocessing": getattr(recipe, "preprocessing", None),
+        "preprocessing": _preprocessing_description(recipe),
         "preprocessing_in_model": True,
         "output": output_info,
         "embedding_dim": output_info["shape"][1],
         "parity": {"max_abs_error": report.max_abs_error, "mean_cosine": report.mean_cosine},
     }
+
+
+def _preprocessing_description(recipe):
+    preprocessing = getattr(recipe, "preprocessing", None)
+    return getattr(preprocessing, "description", preprocessing)
 
 
 def write_metadata(path, metadata):

@@ -101,6 +101,22 @@ def load_runtime(format, path, num_threads=None):
     return OnnxRuntime(path, num_threads)
 
 
+def limit_tensorflow_threads(num_threads):
+    """Runs TensorFlow (Keras and SavedModel) ops on `num_threads` CPU threads.
+
+    Returns `False`, changing nothing, once TensorFlow has started executing:
+    the thread pools are fixed at its first op.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        return False
+    return True
+
+
 def latency_per_image(runtime, image, repeats=20, warmup=3):
     """Mean seconds `runtime` takes for one image (batch 1), after `warmup` calls."""
     batch = image[None]

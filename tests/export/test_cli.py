@@ -1,0 +1,62 @@
+"""`kerasface export` on a saved tiny embedder: every format, its table and its errors."""
+
+import argparse
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from kerasface.cli import export as export_cli
+from kerasface.export import FORMATS, ImageSpec, synthetic_images
+from tests.export.models import INPUT_SHAPE, tiny_embedder
+
+
+def run_cli(*argv):
+    parser = argparse.ArgumentParser(prog="kerasface")
+    export_cli.register(parser.add_subparsers())
+    args = parser.parse_args(["export", *map(str, argv)])
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def saved_model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_embedder().save(path)
+    return path
+
+
+def test_all_formats_print_parity_size_and_latency(saved_model_file, tmp_path, capsys):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i, image in enumerate(synthetic_images(ImageSpec(*INPUT_SHAPE), count=24, seed=2)):
+        cv2.imwrite(str(faces / f"{i}.jpg"), image.astype(np.uint8))
+    out = tmp_path / "out"
+    assert run_cli(saved_model_file, out, "--format", "all", "--representative", faces) == 0
+
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line[:1] != " "}
+    assert set(rows) == {"format", "keras", *FORMATS}
+    for name, fmt in FORMATS.items():
+        _, runtime, size, unit, max_abs_error, mean_cosine, milliseconds = rows[name]
+        assert runtime == fmt.runtime and unit in ("kB", "MB") and float(milliseconds) > 0
+        if fmt.max_abs_error is not None:
+            assert float(max_abs_error) <= 1e-4
+        else:
+            assert float(mean_cosine) >= fmt.min_cosine
+        metadata = json.loads((out / f"tiny{fmt.suffix}.json").read_text())
+        assert metadata["format"] == name and metadata["input"]["shape"] == [None, *INPUT_SHAPE]
+
+
+def test_a_model_without_fixed_size_fails_with_the_reason(tmp_path, capsys):
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    model.save(tmp_path / "any_size.keras")
+    assert run_cli(tmp_path / "any_size.keras", tmp_path, "--format", "onnx") == 1
+    assert "fixed input size" in capsys.readouterr().err
+
+
+def test_unknown_format_is_rejected_with_the_choices(saved_model_file, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_cli(saved_model_file, tmp_path, "--format", "coreml")
+    assert "tflite_int8" in capsys.readouterr().err
