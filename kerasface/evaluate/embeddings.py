@@ -8,13 +8,19 @@ from kerasface.evaluate.similarity import cosine_scores
 
 
 def _predict(model, images, batch_size):
-    """Runs `model` over `images` in batches, cast to float32 one batch at a time."""
+    """Runs `model` over `images` in batches, cast to float32 one batch at a time.
+
+    The last batch is padded to the size of the others so that the compiled
+    function sees one shape only (no retracing), and the padding is dropped.
+    """
+    batch_size = min(batch_size, len(images))
     # predict_on_batch runs the Keras model's compiled predict function; plain callables are called.
     forward = getattr(model, "predict_on_batch", model)
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size], dtype="float32")
-        outputs.append(keras.ops.convert_to_numpy(forward(batch)))
+        padding = [(0, batch_size - len(batch))] + [(0, 0)] * (batch.ndim - 1)
+        outputs.append(keras.ops.convert_to_numpy(forward(np.pad(batch, padding)))[: len(batch)])
     features = np.concatenate(outputs)
     if features.ndim != 2:
         raise ValueError(
