@@ -93,7 +93,9 @@ def verification_table(scores, issame, folds):
     ]
     for far in TABLE_FARS:
         value = evaluate.tar_at_far(scores, issame, far) if far >= smallest else None
-        rows.append((f"TAR @ FAR={far:.0e}", "n/a (too few different pairs)" if value is None else f"{100 * value:.2f}%"))
+        rows.append(
+            (f"TAR @ FAR={far:.0e}", "n/a (too few different pairs)" if value is None else f"{100 * value:.2f}%")
+        )
     if DEPLOYMENT_FAR >= smallest:
         threshold = f"{evaluate.threshold_at_far(scores, issame, DEPLOYMENT_FAR):.4f}"
     else:

@@ -23,7 +23,9 @@ def plot_roc(far, tar, path, label=None):
     """
     far, tar = np.asarray(far, dtype=np.float64), np.asarray(tar, dtype=np.float64)
     if far.shape != tar.shape or far.ndim != 1:
-        raise ValueError(f"far and tar must be 1-D of one length. Received: far.shape={far.shape}, tar.shape={tar.shape}")
+        raise ValueError(
+            f"far and tar must be 1-D of one length. Received: far.shape={far.shape}, tar.shape={tar.shape}"
+        )
     shown = far > 0
     if not shown.any():
         raise ValueError("plot_roc: every FAR is 0, so nothing can be drawn on a log axis.")

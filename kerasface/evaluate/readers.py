@@ -69,7 +69,9 @@ def read_lfw_pairs(path):
         raise ValueError(f"{path}: the first line must be the set sizes, such as '10 300'. Received: {lines[:1]}")
     expected = 2 * int(np.prod([int(token) for token in lines[0]]))
     if len(lines) - 1 != expected:
-        raise ValueError(f"{path}: the header {' '.join(lines[0])} announces {expected} pairs. Received {len(lines) - 1}")
+        raise ValueError(
+            f"{path}: the header {' '.join(lines[0])} announces {expected} pairs. Received {len(lines) - 1}"
+        )
     paths_a, paths_b, issame = [], [], []
     for number, tokens in enumerate(lines[1:], start=2):
         if len(tokens) == 3:
@@ -132,9 +134,7 @@ def read_verification_bin(path, image_size=None):
     if not isinstance(issame, (list, tuple)) or not all(isinstance(flag, bool) for flag in issame):
         raise ValueError(f"{path}: issame must be a list of booleans.")
     if not issame or len(encoded) != 2 * len(issame):
-        raise ValueError(
-            f"{path}: expected 2 images per pair. Received {len(encoded)} images for {len(issame)} pairs"
-        )
+        raise ValueError(f"{path}: expected 2 images per pair. Received {len(encoded)} images for {len(issame)} pairs")
     images = _stack(
         [decode_image(data, image_size, source=f"{path}, image {index}") for index, data in enumerate(encoded)],
         str(path),

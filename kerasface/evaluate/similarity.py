@@ -34,7 +34,5 @@ def cosine_scores(a, b):
 def cosine_similarity_matrix(a, b):
     """Cosine similarity of every row of `a` with every row of `b`: shape (len(a), len(b))."""
     if a.shape[1] != b.shape[1]:
-        raise ValueError(
-            f"Features must share one dimension. Received: dims {a.shape[1]} and {b.shape[1]}"
-        )
+        raise ValueError(f"Features must share one dimension. Received: dims {a.shape[1]} and {b.shape[1]}")
     return l2_normalize(a) @ l2_normalize(b).T

@@ -212,8 +212,7 @@ def verify(scores, issame, folds=10):
     folds = check_positive_int(folds, "folds", "verify")
     if not 2 <= folds <= scores.size:
         raise ValueError(
-            f"verify: folds must be between 2 and the number of pairs ({scores.size}). "
-            f"Received: folds={folds}"
+            f"verify: folds must be between 2 and the number of pairs ({scores.size}). Received: folds={folds}"
         )
     accuracies, thresholds = [], []
     for held_out in np.array_split(np.arange(scores.size), folds):

@@ -95,7 +95,10 @@ def test_evaluate_lfw_pairs(tmp_path, model_path, capsys):
         evaluate.load_images([tmp_path / p for p in paths_b]),
     )
     result = evaluate.verify(scores, flags, folds=2)
-    assert table(capsys.readouterr().out)["accuracy (2 folds)"] == f"{100 * result.accuracy:.2f}% ± {100 * result.std:.2f}%"
+    assert (
+        table(capsys.readouterr().out)["accuracy (2 folds)"]
+        == f"{100 * result.accuracy:.2f}% ± {100 * result.std:.2f}%"
+    )
 
 
 def test_evaluate_market1501(tmp_path, model_path, capsys):
@@ -123,8 +126,12 @@ def test_evaluate_market1501(tmp_path, model_path, capsys):
     model = keras.saving.load_model(model_path)
     query, gallery = evaluate.read_market1501(tmp_path)
     expected = evaluate.cmc_map(
-        evaluate.embed_images(model, evaluate.load_images(query.paths)), query.ids, query.cams,
-        evaluate.embed_images(model, evaluate.load_images(gallery.paths)), gallery.ids, gallery.cams,
+        evaluate.embed_images(model, evaluate.load_images(query.paths)),
+        query.ids,
+        query.cams,
+        evaluate.embed_images(model, evaluate.load_images(gallery.paths)),
+        gallery.ids,
+        gallery.cams,
     )
     rows = table(printed)
     assert rows["queries"] == "2 of 2" and rows["gallery"] == "5"

@@ -62,9 +62,12 @@ def test_flip_changes_scores_of_asymmetric_images():
     assert evaluate.pair_scores(model, image, other, flip=True)[0] == pytest.approx(100 / (10 * np.sqrt(300)))
 
 
+def flatten(images):
+    return images.reshape(len(images), -1)
+
+
 def test_plain_callable_and_errors():
     images = np.arange(24, dtype=np.uint8).reshape(2, 2, 2, 3)
-    flatten = lambda x: x.reshape(len(x), -1)  # noqa: E731
     np.testing.assert_allclose(evaluate.embed_images(flatten, images, flip=False), images.reshape(2, -1))
     with pytest.raises(ValueError, match="images_a.shape=\\(2, 2, 2, 3\\), images_b.shape=\\(1, 2, 2, 3\\)"):
         evaluate.pair_scores(flatten, images, images[:1])

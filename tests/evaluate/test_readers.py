@@ -26,10 +26,18 @@ def test_read_lfw_pairs(tmp_path):
     path = tmp_path / "pairs.txt"
     path.write_text("2\t1\nAbel_Pacheco\t1\t4\nAbdel_Madi_Shabneh\t1\tDean_Barker\t1\nAl_Gore 2 10\nA_B 3 C_D 12\n")
     paths_a, paths_b, issame = evaluate.read_lfw_pairs(path)
-    assert paths_a == ["Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg",
-                       "Al_Gore/Al_Gore_0002.jpg", "A_B/A_B_0003.jpg"]
-    assert paths_b == ["Abel_Pacheco/Abel_Pacheco_0004.jpg", "Dean_Barker/Dean_Barker_0001.jpg",
-                       "Al_Gore/Al_Gore_0010.jpg", "C_D/C_D_0012.jpg"]
+    assert paths_a == [
+        "Abel_Pacheco/Abel_Pacheco_0001.jpg",
+        "Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg",
+        "Al_Gore/Al_Gore_0002.jpg",
+        "A_B/A_B_0003.jpg",
+    ]
+    assert paths_b == [
+        "Abel_Pacheco/Abel_Pacheco_0004.jpg",
+        "Dean_Barker/Dean_Barker_0001.jpg",
+        "Al_Gore/Al_Gore_0010.jpg",
+        "C_D/C_D_0012.jpg",
+    ]
     np.testing.assert_array_equal(issame, [True, False, True, False])
 
 

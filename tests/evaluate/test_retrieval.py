@@ -51,13 +51,17 @@ def test_average_precision_matches_sklearn():
     query_ids, query_cams = np.arange(12), np.full(12, 5)  # no camera shared: only id -1 is junk
     result = evaluate.cmc_map(queries, query_ids, query_cams, gallery, gallery_ids, gallery_cams, ranks=(1, 5))
     kept = gallery_ids != -1
-    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
-    similarity = unit(queries) @ unit(gallery[kept]).T
+    similarity = (queries @ gallery[kept].T) / np.outer(
+        np.linalg.norm(queries, axis=1), np.linalg.norm(gallery[kept], axis=1)
+    )
     expected_ap = [average_precision_score(gallery_ids[kept] == q, s) for q, s in zip(query_ids, similarity)]
     first_hit = [np.argmax((gallery_ids[kept] == q)[np.argsort(-s)]) for q, s in zip(query_ids, similarity)]
     assert result.num_queries == 12
     assert result.mean_ap == pytest.approx(np.mean(expected_ap))
-    assert result.cmc == {1: pytest.approx(np.mean(np.array(first_hit) < 1)), 5: pytest.approx(np.mean(np.array(first_hit) < 5))}
+    assert result.cmc == {
+        1: pytest.approx(np.mean(np.array(first_hit) < 1)),
+        5: pytest.approx(np.mean(np.array(first_hit) < 5)),
+    }
 
 
 def test_cmc_map_errors():
@@ -90,12 +94,9 @@ def toward(axis, cosine, dim=4):
 
 def test_identification_rates_hand_computed():
     gallery, gallery_ids = np.eye(4)[:3], [0, 1, 2]
-    probes = np.stack(
-        [
-            toward(0, 0.9), toward(1, 0.6), toward(0, 0.8), toward(2, 0.3),  # mated: ids 0, 1, 2 (missed), 2
-            toward(1, 0.7), toward(0, 0.5), toward(2, 0.2), toward(2, 0.1),  # non-mated
-        ]
-    )
+    mated = [toward(0, 0.9), toward(1, 0.6), toward(0, 0.8), toward(2, 0.3)]  # ids 0, 1, 2 (missed), 2
+    non_mated = [toward(1, 0.7), toward(0, 0.5), toward(2, 0.2), toward(2, 0.1)]
+    probes = np.stack(mated + non_mated)
     probe_ids = [0, 1, 2, 2, 9, 8, 7, 6]
     rates = evaluate.identification_rates(gallery, gallery_ids, probes, probe_ids, far=[0.25, 0.5, 1.0])
     assert rates.rank1 == pytest.approx(3 / 4)
