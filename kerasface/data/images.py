@@ -71,7 +71,7 @@ def _looks_intact(path):
 
 def _decodes(path):
     try:
-        tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     except tf.errors.OpError:
         return False
     return True
@@ -110,7 +110,10 @@ def drop_unreadable(paths, labels, on_error, where):
 
 def decode_image(contents, image_size, channels):
     """Encoded JPEG/PNG/BMP bytes -> float32 (height, width, channels) in [0, 255]."""
-    image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
+    # BMP decodes only to 3 or 4 channels, so every format goes through RGB.
+    image = tf.cast(tf.io.decode_image(contents, channels=3, expand_animations=False), tf.float32)
+    if channels == 1:
+        image = tf.image.rgb_to_grayscale(image)
     image = tf.image.resize(image, image_size)
     return tf.ensure_shape(image, (*image_size, channels))
 

@@ -1,0 +1,85 @@
+"""P x K batches from arrays and folders."""
+
+import numpy as np
+import pytest
+
+from kerasface.data import IdentitySampler, identity_balanced
+from tests.data.conftest import COLOURS
+
+# Identity i has COUNTS[i] images; image n holds the value n, so a batch
+# shows which images it drew.
+COUNTS = [5, 4, 6, 2, 4, 3]
+LABELS = np.repeat(np.arange(len(COUNTS)), COUNTS)
+IMAGES = np.arange(len(LABELS), dtype="uint8")[:, None, None] * np.ones((1, 3, 2), "uint8")
+
+
+def test_every_batch_is_p_identities_times_k_images():
+    P, K = 3, 4
+    dataset = identity_balanced((IMAGES, LABELS), P, K, seed=0, steps_per_epoch=20)
+    assert dataset.element_spec[0].shape == (12, 3, 2, 1)
+    seen = set()
+    for images, labels in dataset:
+        images, labels = images.numpy(), labels.numpy()
+        rows = labels.reshape(P, K)
+        assert np.all(rows == rows[:, :1])  # K consecutive images per identity
+        assert len(set(rows[:, 0])) == P  # P different identities
+        assert set(rows[:, 0]) <= {0, 1, 2, 4}  # only those with >= K images
+        index = images[:, 0, 0, 0].astype(int)
+        np.testing.assert_array_equal(LABELS[index], labels)  # image matches label
+        assert all(len(set(row)) == K for row in index.reshape(P, K))  # K distinct images
+        seen |= set(index)
+    assert seen == set(np.flatnonzero(np.isin(LABELS, [0, 1, 2, 4])))
+
+
+def test_default_epoch_covers_the_eligible_images_once():
+    dataset = identity_balanced((IMAGES, LABELS), 2, 2, seed=0)
+    # 24 images of identities with >= 2 images, 4 per batch.
+    assert sum(1 for _ in dataset) == 24 // 4
+
+
+def test_too_few_identities_with_k_images_says_how_many():
+    with pytest.raises(ValueError, match=r"only 4 of the 6 identities have 4 or more images"):
+        identity_balanced((IMAGES, LABELS), 5, 4)
+    with pytest.raises(ValueError, match=r"only 1 of the 6 identities have 6 or more"):
+        IdentitySampler(LABELS, 2, 6)
+
+
+def test_same_seed_same_batches():
+    def labels(seed):
+        return [y.numpy().tolist() for _, y in identity_balanced((IMAGES, LABELS), 2, 2, seed=seed)]
+
+    assert labels(7) == labels(7)
+    assert labels(7) != labels(8)
+
+
+def test_folder_source_resizes_and_keeps_structure(identity_folder):
+    dataset = identity_balanced(identity_folder, 2, 2, image_size=(4, 3), seed=1, steps_per_epoch=5)
+    assert dataset.class_names == ["alice", "bob", "carol"]
+    for images, labels in dataset:
+        assert images.shape == (4, 4, 3, 3)
+        rows = labels.numpy().reshape(2, 2)
+        assert np.all(rows == rows[:, :1]) and rows[0, 0] != rows[1, 0]
+        for image, label in zip(images.numpy(), labels.numpy()):
+            colour = COLOURS[dataset.class_names[label]]
+            np.testing.assert_allclose(image[:, -1], np.broadcast_to(colour, (4, 3)))
+
+
+def test_folder_source_needs_an_image_size(identity_folder):
+    with pytest.raises(ValueError, match="image_size is required"):
+        identity_balanced(identity_folder, 2, 2)
+
+
+def test_arrays_of_different_lengths_are_rejected():
+    with pytest.raises(ValueError, match="differ in length"):
+        identity_balanced((IMAGES, LABELS[:-1]), 2, 2)
+
+
+def test_flip_keeps_labels_and_mirrors_whole_images():
+    images = np.zeros((8, 2, 4), "uint8")
+    images[:, :, 0] = 255  # left column white
+    labels = np.repeat(np.arange(4), 2)
+    dataset = identity_balanced((images, labels), 4, 2, seed=0, flip=True, steps_per_epoch=10)
+    batches = np.concatenate([x.numpy() for x, _ in dataset])
+    left, right = batches[:, :, 0, 0], batches[:, :, -1, 0]
+    assert np.all((left == 255) ^ (right == 255))
+    assert 0.3 < (right == 255).all(axis=1).mean() < 0.7

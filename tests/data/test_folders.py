@@ -1,0 +1,120 @@
+"""Identity folders: labels, decoding, flips, corrupt files, class names."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from kerasface.data import image_folder, list_image_folder, load_class_names, save_class_names
+from tests.data.conftest import COLOURS, coloured, write_image
+
+
+def everything(dataset):
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_labels_follow_sorted_folder_names(identity_folder):
+    dataset = image_folder(identity_folder, (8, 6), batch_size=4, shuffle=False, flip=False)
+    assert dataset.class_names == ["alice", "bob", "carol"]
+    images, labels = everything(dataset)
+    assert images.dtype == np.float32 and labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, [0, 0, 1, 1, 1, 2, 2, 2, 2])
+    for image, label in zip(images, labels):
+        np.testing.assert_array_equal(image, coloured(COLOURS[dataset.class_names[label]]))
+
+
+def test_resizes_to_image_size_and_batches(identity_folder):
+    dataset = image_folder(identity_folder, (4, 3), batch_size=4, seed=0)
+    shapes = [tuple(x.shape) for x, _ in dataset]
+    assert shapes == [(4, 4, 3, 3), (4, 4, 3, 3), (1, 4, 3, 3)]
+
+
+def test_grayscale_and_normalize(identity_folder):
+    rescale = keras.layers.Rescaling(1 / 127.5, offset=-1)
+    dataset = image_folder(identity_folder, 8, batch_size=9, channels=1, shuffle=False, flip=False, normalize=rescale)
+    images, _ = everything(dataset)
+    assert images.shape == (9, 8, 8, 1)
+    assert images.min() == -1.0  # the black column
+    # alice is RGB (200, 30, 30); luma with ITU-R BT.601 weights, unrounded.
+    luma = 0.2989 * 200 + 0.5870 * 30 + 0.1140 * 30
+    np.testing.assert_allclose(images[0, 0, -1, 0], luma / 127.5 - 1, atol=1e-5)
+
+
+def test_flips_about_half_and_reproducibly(identity_folder):
+    def six_epochs():
+        dataset = image_folder(identity_folder, (8, 6), batch_size=9, seed=3)
+        return np.concatenate([everything(dataset)[0] for _ in range(6)])
+
+    first = six_epochs()
+    np.testing.assert_array_equal(first, six_epochs())
+    flipped = first[:, :, -1].max(axis=(1, 2)) == 0  # black column moved right
+    assert np.all(flipped | (first[:, :, 0].max(axis=(1, 2)) == 0))
+    assert 0.3 < flipped.mean() < 0.7
+
+
+def test_shuffle_changes_order_each_epoch_with_a_seed(identity_folder):
+    dataset = image_folder(identity_folder, (8, 6), batch_size=9, seed=1, flip=False)
+    orders = [tuple(everything(dataset)[1]) for _ in range(4)]
+    assert len(set(orders)) > 1
+    assert all(sorted(order) == [0, 0, 1, 1, 1, 2, 2, 2, 2] for order in orders)
+
+
+def test_corrupt_files_are_skipped_with_one_warning(identity_folder):
+    good_jpeg = write_image(identity_folder / "alice" / "good.jpg", coloured(COLOURS["alice"], (64, 64)))
+    data = good_jpeg.read_bytes()
+    (identity_folder / "alice" / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (identity_folder / "bob" / "empty.png").write_bytes(b"")
+    (identity_folder / "bob" / "text.bmp").write_bytes(b"not an image at all")
+    png = bytearray((identity_folder / "bob" / "0.png").read_bytes())
+    png[40] ^= 0xFF  # flips a byte inside the IDAT data: the chunk CRC fails
+    (identity_folder / "carol" / "bad-crc.png").write_bytes(bytes(png))
+    with pytest.warns(UserWarning) as record:
+        dataset = image_folder(identity_folder, (8, 6), batch_size=4, flip=False)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "(4 files)" in message
+    for name in ("truncated.jpg", "empty.png", "text.bmp", "bad-crc.png"):
+        assert name in message
+    assert sorted(p.rsplit("/", 1)[1] for p in dataset.skipped_files) == sorted(
+        ["truncated.jpg", "empty.png", "text.bmp", "bad-crc.png"]
+    )
+    images, labels = everything(dataset)
+    assert len(labels) == 10  # the 9 images and good.jpg, no zero images
+    assert np.all(images.max(axis=(1, 2, 3)) > 100)
+
+
+def test_on_error_raise_names_the_file(identity_folder):
+    (identity_folder / "bob" / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.png"):
+        image_folder(identity_folder, 8, batch_size=2, on_error="raise")
+
+
+def test_intact_files_raise_no_warning(identity_folder):
+    write_image(identity_folder / "alice" / "photo.jpg", coloured(COLOURS["alice"], (32, 32)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image_folder(identity_folder, 8, batch_size=2)
+
+
+def test_class_names_round_trip_and_fix_labels(identity_folder, tmp_path):
+    save_class_names(["zoe", "carol", "alice", "bob"], tmp_path / "names.json")
+    names = load_class_names(tmp_path / "names.json")
+    assert names == ["zoe", "carol", "alice", "bob"]
+    _, labels, _ = list_image_folder(identity_folder, class_names=names)
+    np.testing.assert_array_equal(labels, [1] * 4 + [2] * 2 + [3] * 3)
+
+
+def test_folder_errors(identity_folder, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        image_folder(tmp_path / "nowhere", 8, batch_size=2)
+    (tmp_path / "empty" / "someone").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no images"):
+        image_folder(tmp_path / "empty", 8, batch_size=2)
+    with pytest.raises(ValueError, match="not in class_names"):
+        list_image_folder(identity_folder, class_names=["alice", "bob"])
+    with pytest.raises(ValueError, match="on_error"):
+        image_folder(identity_folder, 8, batch_size=2, on_error="ignore")
+    with pytest.raises(ValueError, match="image_size"):
+        image_folder(identity_folder, (8, 0), batch_size=2)
