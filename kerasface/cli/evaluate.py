@@ -41,7 +41,7 @@ def run(args):
         return 2
     import keras
 
-    from kerasface import evaluate  # importing kerasface registers the zoo's serialisable objects
+    from kerasface import evaluate  # importing kerasface registers its serialisable layers, heads and losses
 
     try:
         model = keras.saving.load_model(args.model)
