@@ -40,8 +40,8 @@ def inception_resnet_v1(input_shape=(160, 160, 3), embedding_dim=128, dropout_ra
     each residual block. Layer names follow the TF-slim scopes with `_` for
     `/`. The output is not L2-normalised.
 
-    Parameters at 160x160x3: 22,808,144 with a 128-d embedding (22,779,312
-    trainable) and 23,497,424 with 512-d.
+    Parameters at 160x160x3 with a 128-d embedding: 22,808,144, of which
+    22,779,312 are trainable.
 
     Args:
         input_shape: image shape (height, width, channels), already

@@ -1,0 +1,207 @@
+"""Parameter counts at each paper's input size, computed from the architectures.
+
+The expected numbers are derived here layer by layer from the papers' tables
+and the reference code (prototxts, insightface, facenet), or quoted from a
+published model summary; they are never read back from the models.
+"""
+
+import math
+
+import pytest
+
+from kerasface import backbones
+
+
+class Count:
+    """Tallies parameters the way Keras stores them."""
+
+    def __init__(self):
+        self.trainable = 0
+        self.non_trainable = 0
+
+    def conv(self, kh, kw, c_in, c_out, bias):
+        self.trainable += kh * kw * c_in * c_out + (c_out if bias else 0)
+
+    def depthwise(self, kh, kw, channels):
+        self.trainable += kh * kw * channels
+
+    def dense(self, n_in, n_out, bias=True):
+        self.trainable += n_in * n_out + (n_out if bias else 0)
+
+    def prelu(self, channels):
+        self.trainable += channels
+
+    def batch_norm(self, channels, scale=True):
+        self.trainable += channels * (2 if scale else 1)  # gamma (if any), beta
+        self.non_trainable += 2 * channels  # moving mean and variance
+
+    @property
+    def total(self):
+        return self.trainable + self.non_trainable
+
+
+def assert_counts(model, expected):
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    assert (model.count_params(), trainable) == (expected.total, expected.trainable)
+
+
+def halve(size):
+    """Output side of a 3x3, stride-2 convolution padded by 1 pixel."""
+    return (size - 1) // 2 + 1
+
+
+# === SphereFace (Table 2 and the authors' prototxt) ===
+
+SPHEREFACE_UNITS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
+
+
+def sphereface_count(units, height=112, width=96, embedding_dim=512):
+    count = Count()
+    c_in = 3
+    for filters, num_units in zip((64, 128, 256, 512), units):
+        count.conv(3, 3, c_in, filters, bias=True)
+        count.prelu(filters)
+        for _ in range(2 * num_units):  # residual convs: bias frozen at 0 in Caffe
+            count.conv(3, 3, filters, filters, bias=False)
+            count.prelu(filters)
+        c_in, height, width = filters, halve(height), halve(width)
+    count.dense(height * width * 512, embedding_dim)  # fc5 on 7x6x512
+    return count
+
+
+@pytest.mark.parametrize("depth", sorted(SPHEREFACE_UNITS))
+def test_sphereface(depth):
+    assert 4 + 2 * sum(SPHEREFACE_UNITS[depth]) == depth  # convolutional layers
+    assert_counts(backbones.sphereface(depth), sphereface_count(SPHEREFACE_UNITS[depth]))
+
+
+def test_sphereface20_total():
+    # 1,551,936 in the four stride-2 conv+PReLU layers, 5,104,448 in the
+    # eight residual units, 11,010,560 in fc5 (21504 x 512 + 512).
+    assert sphereface_count(SPHEREFACE_UNITS[20]).total == 22_666_944
+
+
+# === LeNets++ (Wen et al. Fig. 2 and mnist_train_test.prototxt) ===
+
+
+def test_lenet_plus_plus():
+    count = Count()
+    c_in = 1
+    for filters in (32, 64, 128):
+        for _ in range(2):
+            count.conv(5, 5, c_in, filters, bias=True)
+            count.prelu(filters)
+            c_in = filters
+    count.dense(3 * 3 * 128, 2)  # 28 -> 14 -> 7 -> 3 after the pools
+    count.prelu(2)
+    assert count.total == 797_604
+    assert_counts(backbones.lenet_plus_plus(), count)
+
+
+# === Inception-ResNet-v1 (published Keras port of davidsandberg/facenet) ===
+
+# The Keras conversion of facenet's 128-d model (facenet_keras.h5, from
+# nyoki-mtl/keras-facenet) at 160x160: "Total params: 22,808,144 / Trainable
+# params: 22,779,312"; serengil/deepface quotes the same total.
+FACENET_128 = (22_808_144, 22_779_312)
+
+
+def test_inception_resnet_v1_128():
+    model = backbones.inception_resnet_v1()
+    expected = Count()
+    expected.trainable, expected.non_trainable = FACENET_128[1], FACENET_128[0] - FACENET_128[1]
+    assert_counts(model, expected)
+
+
+# === MobileFaceNet (Chen et al. Table 1, insightface's layers) ===
+
+
+def test_mobilefacenet():
+    count = Count()
+
+    def conv_bn(kh, c_in, c_out, prelu=True):
+        count.conv(kh, kh, c_in, c_out, bias=False)
+        count.batch_norm(c_out)
+        if prelu:
+            count.prelu(c_out)
+
+    def depthwise_bn(kh, channels, prelu=True):
+        count.depthwise(kh, kh, channels)
+        count.batch_norm(channels)
+        if prelu:
+            count.prelu(channels)
+
+    conv_bn(3, 3, 64)  # conv3x3, 64, stride 2
+    depthwise_bn(3, 64)  # depthwise conv3x3, 64
+    c_in = 64
+    for t, c, n, _ in ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)):
+        for _ in range(n):
+            conv_bn(1, c_in, t * c_in)
+            depthwise_bn(3, t * c_in)
+            conv_bn(1, t * c_in, c, prelu=False)
+            c_in = c
+    conv_bn(1, 128, 512)  # conv1x1, 512
+    depthwise_bn(7, 512, prelu=False)  # linear GDConv7x7
+    count.dense(512, 128, bias=False)  # linear conv1x1, 128
+    count.batch_norm(128)
+    assert abs(count.trainable - 0.99e6) < 0.02e6  # the paper reports 0.99M
+    assert_counts(backbones.mobilefacenet(), count)
+
+
+# === IResNet (insightface arcface_torch/backbones/iresnet.py) ===
+
+IRESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
+# insightface's sum(p.numel() for p in model.parameters()) in millions.
+INSIGHTFACE_MILLIONS = {50: 43.6, 100: 65.2}
+
+
+def iresnet_count(blocks, embedding_dim=512):
+    count = Count()
+    count.conv(3, 3, 3, 64, bias=False)
+    count.batch_norm(64)
+    count.prelu(64)
+    c_in, side = 64, 112
+    for filters, num_blocks in zip((64, 128, 256, 512), blocks):
+        for index in range(num_blocks):
+            count.batch_norm(c_in)
+            count.conv(3, 3, c_in, filters, bias=False)
+            count.batch_norm(filters)
+            count.prelu(filters)
+            count.conv(3, 3, filters, filters, bias=False)
+            count.batch_norm(filters)
+            if index == 0:  # downsample: conv1x1 stride 2 + BN
+                count.conv(1, 1, c_in, filters, bias=False)
+                count.batch_norm(filters)
+            c_in = filters
+        side = halve(side)
+    count.batch_norm(512)
+    count.dense(side * side * 512, embedding_dim)  # fc on 7x7x512
+    count.batch_norm(embedding_dim, scale=False)  # "features": weight frozen at 1
+    return count
+
+
+@pytest.mark.parametrize("depth", sorted(IRESNET_BLOCKS))
+def test_iresnet(depth):
+    expected = iresnet_count(IRESNET_BLOCKS[depth])
+    assert_counts(backbones.iresnet(depth), expected)
+    if depth in INSIGHTFACE_MILLIONS:
+        # PyTorch also counts the frozen weight of the last BatchNorm1d.
+        assert round((expected.trainable + 512) / 1e6, 1) == INSIGHTFACE_MILLIONS[depth]
+
+
+# === SphereReID (Fan et al. 2018, network D) ===
+
+# keras.applications.ResNet50 with its 1000-way top: 25,636,712 parameters
+# (53,120 of them moving statistics of its 53 BatchNormalization layers).
+RESNET50_WITH_TOP = 25_636_712
+RESNET50_NON_TRAINABLE = 53_120
+
+
+def test_resnet50_reid():
+    count = Count()
+    count.trainable = RESNET50_WITH_TOP - RESNET50_NON_TRAINABLE - (2048 * 1000 + 1000)
+    count.non_trainable = RESNET50_NON_TRAINABLE
+    count.batch_norm(2048)
+    count.dense(2048, 1024)
+    count.batch_norm(1024)
+    assert_counts(backbones.resnet50_reid(), count)
