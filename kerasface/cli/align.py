@@ -1,0 +1,100 @@
+"""`kerasface align SRC DST`: detect and align every face image of a folder tree."""
+
+import sys
+import time
+from pathlib import Path
+
+from kerasface.align.templates import TEMPLATES
+
+REPORT_NAME = "align_report.txt"
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "align",
+        help="detect (MTCNN) and align the faces of an image folder tree",
+        description=(
+            "Finds the most confident face of every image under SRC, aligns its five landmarks onto the "
+            "template and writes the crop to the same relative path under DST, so identity folders are "
+            f"kept. Images without a face or that cannot be read are listed at the end and in DST/{REPORT_NAME}."
+        ),
+    )
+    parser.add_argument("src", help="folder of images, e.g. one sub-folder per identity")
+    parser.add_argument("dst", help="output folder, created if needed")
+    parser.add_argument(
+        "--template",
+        default="arcface_112x112",
+        choices=sorted(TEMPLATES),
+        help="landmark template and crop size (default: arcface_112x112)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        help="crop size; the template is scaled to it (default: the template's size)",
+    )
+    parser.set_defaults(func=run)
+
+
+class Progress:
+    """Prints `align: done/total (percent) rate` lines to stderr at each new percent."""
+
+    def __init__(self, total, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.start, self.percent = time.monotonic(), -1
+
+    def update(self, done):
+        percent = 100 * done // self.total
+        if percent != self.percent:
+            self.percent = percent
+            rate = done / max(time.monotonic() - self.start, 1e-9)
+            print(f"align: {done}/{self.total} ({percent}%) {rate:.1f} images/s", file=self.stream, flush=True)
+
+
+def run(args):
+    import cv2
+
+    from kerasface.align import align, detect
+    from kerasface.data.images import IMAGE_EXTENSIONS
+
+    src, dst = Path(args.src), Path(args.dst)
+    if not src.is_dir():
+        print(f"error: {src} is not a folder", file=sys.stderr)
+        return 2
+    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        print(f"error: no images ({', '.join(IMAGE_EXTENSIONS)}) under {src}", file=sys.stderr)
+        return 2
+    failures = {"unreadable": [], "no face": []}
+    progress = Progress(len(files))
+    try:
+        for done, path in enumerate(files, 1):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            faces = [] if image is None else detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+            if image is None or not faces:
+                failures["unreadable" if image is None else "no face"].append(path)
+            else:
+                crop = align(image, faces[0].landmarks, args.template, args.image_size)
+                target = dst / path.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not cv2.imwrite(str(target), crop):
+                    raise OSError(f"could not write {target}")
+            progress.update(done)
+    except (ImportError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    aligned = len(files) - sum(len(paths) for paths in failures.values())
+    report = _report(aligned, failures)
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / REPORT_NAME).write_text(report)
+    print(report, end="", file=sys.stderr)
+    return 0 if aligned else 1
+
+
+def _report(aligned, failures):
+    counts = ", ".join(f"{len(paths)} {kind}" for kind, paths in failures.items())
+    lines = [f"aligned {aligned} images; {counts}"]
+    for kind, paths in failures.items():
+        lines += [f"{kind}: {path}" for path in paths]
+    return "\n".join(lines) + "\n"
