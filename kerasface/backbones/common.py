@@ -17,16 +17,6 @@ from kerasface._checks import check_positive_int
 # statistics is Keras' momentum 0.9 on the running value).
 PYTORCH_BATCH_NORM = {"epsilon": 1e-5, "momentum": 0.9}
 
-
-def initializer_spec(class_name, **config):
-    """An initializer as a config dict, from which every layer builds its own.
-
-    One unseeded initializer *instance* shared by several layers would give
-    them all the same values.
-    """
-    return {"class_name": class_name, "config": config}
-
-
 # Caffe's "xavier" filler draws from U(-sqrt(3 / fan_in), sqrt(3 / fan_in)),
 # which is Keras' LeCun uniform initializer, not Glorot's.
 CAFFE_XAVIER = "lecun_uniform"
@@ -94,6 +84,15 @@ def smallest_input(valid_windows):
 
 
 # === Building blocks ===
+
+
+def initializer_spec(class_name, **config):
+    """An initializer as a config dict, from which every layer builds its own.
+
+    One unseeded initializer *instance* shared by several layers would give
+    them all the same values.
+    """
+    return {"class_name": class_name, "config": config}
 
 
 def prelu(x, name):
