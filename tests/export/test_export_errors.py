@@ -91,14 +91,43 @@ def test_flex_ops_in_a_flatbuffer_are_detected():
         kexport.check_builtin_ops(model_bytes, "This model")
 
 
-def test_an_export_that_disagrees_is_refused(embedder, tmp_path, monkeypatch):
+def perturb_runtime(monkeypatch, change):
+    """Makes `export` see `change(embeddings)` from the export's runtime."""
     load_runtime = kexport.exporter.load_runtime
 
-    def off_by_a_little(format, path):
+    def perturbed(format, path):
         runtime = load_runtime(format, path)
-        return lambda images: runtime(images) + 1e-3
+        return lambda images: change(runtime(images))
 
-    monkeypatch.setattr(kexport.exporter, "load_runtime", off_by_a_little)
+    monkeypatch.setattr(kexport.exporter, "load_runtime", perturbed)
+
+
+def scaled_embedder(scale):
+    """The tiny embedder with its unit-length embeddings multiplied by `scale`."""
+    embedder = tiny_embedder()
+    outputs = keras.layers.Rescaling(scale, name="scale")(embedder.output)
+    return keras.Model(embedder.input, outputs)
+
+
+def test_an_export_that_disagrees_is_refused(embedder, tmp_path, monkeypatch):
+    perturb_runtime(monkeypatch, lambda embeddings: embeddings + 1e-3)
     with pytest.raises(kexport.ExportMismatchError, match=r"max abs error <= 0.0001.*max_abs_error=0.001"):
         kexport.export(embedder, tmp_path / "m", format="saved_model")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_float_tolerance_grows_with_the_embedding_magnitude(tmp_path, monkeypatch):
+    # Embeddings up to ~1e4: a relative change of 1e-6 is float32 round-off.
+    perturb_runtime(monkeypatch, lambda embeddings: embeddings * (1 + 1e-6))
+    report = kexport.export(scaled_embedder(1e4), tmp_path / "m", format="saved_model")
+    assert 1e-4 < report.max_abs_error < 1e-1
+
+
+def test_tiny_embeddings_are_still_checked_by_cosine(tmp_path, monkeypatch):
+    # Embeddings ~1e-6 pass any absolute bound; reversing half of them must not.
+    def reverse_half(embeddings):
+        return np.concatenate([embeddings[:4], -embeddings[4:]])
+
+    perturb_runtime(monkeypatch, reverse_half)
+    with pytest.raises(kexport.ExportMismatchError, match=r"mean cosine >= 0.9999.*mean_cosine=0.0000"):
+        kexport.export(scaled_embedder(1e-6), tmp_path / "m", format="saved_model")

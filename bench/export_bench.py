@@ -1,0 +1,99 @@
+"""Size and batch-1 latency of every export of zoo models, side by side with Keras.
+
+For each zoo recipe the embedder (random weights: sizes and speed do not
+depend on training) is exported to SavedModel, TFLite fp32 / fp16 / int8 and
+ONNX, each export is checked against Keras as `kerasface.export.export` does,
+and its file size and mean latency per image (batch 1, the same number of CPU
+threads for every runtime) are printed as ratios to Keras.
+
+Usage:
+    python bench/export_bench.py [RECIPE ...] [--threads 2] [--repeats 30]
+"""
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DEFAULT_RECIPES = ("sphereface20", "mobilefacenet_arcface")
+CALIBRATION_IMAGES = 64
+
+
+def cpu_name():
+    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def bench_recipe(name, folder, threads, repeats):
+    """Rows `(runtime, format, size_bytes, latency_s, report)` for one recipe, Keras first."""
+    from kerasface import export, zoo
+
+    embedder = zoo.build(name, compile=False).embedder
+    spec = export.ImageSpec.of(embedder)
+    image = export.synthetic_images(spec, count=1, seed=11)[0]
+    calibration = export.synthetic_images(spec, count=CALIBRATION_IMAGES, seed=12)
+    keras_file = folder / f"{name}.keras"
+    embedder.save(keras_file)
+    rows = [
+        ("keras", "keras", keras_file.stat().st_size,
+         export.latency_per_image(export.KerasRuntime(embedder), image, repeats), None)
+    ]
+    for fmt in export.FORMATS.values():
+        path = folder / f"{name}{fmt.suffix}"
+        report = export.export(
+            embedder, path, format=fmt.name, representative_data=calibration, check_inputs=calibration[:16]
+        )
+        runtime = export.load_runtime(fmt, path, num_threads=threads)
+        rows.append((runtime.name, fmt.name, report.size_bytes,
+                     export.latency_per_image(runtime, image, repeats), report))
+    return spec, rows
+
+
+def table(name, spec, rows):
+    _, _, keras_size, keras_latency, _ = rows[0]
+    lines = [
+        f"{name}: input {spec.height}x{spec.width}x{spec.channels}",
+        f"{'format':<13}{'runtime':<13}{'size MB':>9}{'x keras':>9}{'ms/image':>10}"
+        f"{'x keras':>9}{'max|diff|':>11}{'mean cos':>10}",
+    ]
+    for runtime, format, size, latency, report in rows:
+        parity = "" if report is None else f"{report.max_abs_error:>11.2e}{report.mean_cosine:>10.5f}"
+        lines.append(
+            f"{format:<13}{runtime:<13}{size / 1e6:>9.2f}{size / keras_size:>9.2f}"
+            f"{latency * 1e3:>10.2f}{latency / keras_latency:>9.2f}{parity}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipes", nargs="*", default=DEFAULT_RECIPES, help="zoo recipe names")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every runtime")
+    parser.add_argument("--repeats", type=int, default=30, help="timed calls per runtime")
+    args = parser.parse_args(argv)
+
+    from kerasface import export
+
+    if not export.limit_tensorflow_threads(args.threads):
+        print("warning: TensorFlow already started; its thread count is not limited", file=sys.stderr)
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores), {args.threads} threads, batch 1, "
+          f"mean of {args.repeats} calls")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.recipes:
+            spec, rows = bench_recipe(name, Path(folder), args.threads, args.repeats)
+            print()
+            print(table(name, spec, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
