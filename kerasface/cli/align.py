@@ -40,8 +40,8 @@ def register(subparsers):
 class Progress:
     """Prints `align: done/total (percent) rate` lines to stderr at each new percent."""
 
-    def __init__(self, total, stream=sys.stderr):
-        self.total, self.stream = total, stream
+    def __init__(self, total):
+        self.total = total
         self.start, self.percent = time.monotonic(), -1
 
     def update(self, done):
@@ -49,14 +49,14 @@ class Progress:
         if percent != self.percent:
             self.percent = percent
             rate = done / max(time.monotonic() - self.start, 1e-9)
-            print(f"align: {done}/{self.total} ({percent}%) {rate:.1f} images/s", file=self.stream, flush=True)
+            print(f"align: {done}/{self.total} ({percent}%) {rate:.1f} images/s", file=sys.stderr, flush=True)
 
 
 def run(args):
     import cv2
 
     from kerasface.align import align, detect
-    from kerasface.data.images import IMAGE_EXTENSIONS
+    from kerasface.data.images import IMAGE_EXTENSIONS, is_readable_image
 
     src, dst = Path(args.src), Path(args.dst)
     if not src.is_dir():
@@ -70,7 +70,8 @@ def run(args):
     progress = Progress(len(files))
     try:
         for done, path in enumerate(files, 1):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            # OpenCV fills truncated JPEGs with grey; training would reject them.
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR) if is_readable_image(path) else None
             faces = [] if image is None else detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
             if image is None or not faces:
                 failures["unreadable" if image is None else "no face"].append(path)

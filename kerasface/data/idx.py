@@ -53,8 +53,7 @@ def parse_idx(data, name="<bytes>"):
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "longer than its header says"
         raise ValueError(
-            f"{name}: IDX file is {kind}: shape {shape} of {dtype} needs {expected} bytes, "
-            f"found {len(data)}."
+            f"{name}: IDX file is {kind}: shape {shape} of {dtype} needs {expected} bytes, found {len(data)}."
         )
     values = np.frombuffer(data, dtype, offset=header).reshape(shape)
     return values.astype(dtype.newbyteorder("="))

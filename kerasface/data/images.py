@@ -26,8 +26,7 @@ def image_size_pair(image_size, where):
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
         raise ValueError(
-            f"{where}: image_size must be a positive int or a (height, width) pair. "
-            f"Received: image_size={image_size!r}"
+            f"{where}: image_size must be a positive int or a (height, width) pair. Received: image_size={image_size!r}"
         )
     return size
 
@@ -71,7 +70,7 @@ def _looks_intact(path):
 
 def _decodes(path):
     try:
-        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        tf.io.decode_image(tf.io.read_file(os.fspath(path)), channels=3, expand_animations=False)
     except tf.errors.OpError:
         return False
     return True

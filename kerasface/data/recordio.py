@@ -55,7 +55,9 @@ def unpack_record(record):
     payload = record[IR_HEADER.size :]
     if flag > 0:
         if len(payload) < 4 * flag:
-            raise ValueError(f"RecordIO record announces {flag} labels but holds only {len(payload)} bytes after its header.")
+            raise ValueError(
+                f"RecordIO record announces {flag} labels but holds only {len(payload)} bytes after its header."
+            )
         label = np.frombuffer(payload, "<f4", count=flag).copy()
         payload = payload[4 * flag :]
     return RecordHeader(flag, label, id1, id2), payload
@@ -89,7 +91,7 @@ class RecordIOReader:
             if not path.is_file():
                 raise FileNotFoundError(f"RecordIO file {path} does not exist.")
         self.offsets = read_index(self.idx_path)
-        self._file = open(self.rec_path, "rb")
+        self._file = open(self.rec_path, "rb")  # noqa: SIM115 (closed by close() or __exit__)
         self.image_keys, self.num_classes = self._image_keys()
 
     def _read_part(self):

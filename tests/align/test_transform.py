@@ -73,7 +73,9 @@ def test_image_size_scales_the_template():
     landmarks = ARCFACE * 2 + 10
     crop = align(np.zeros((300, 300, 3), np.uint8), landmarks, image_size=(56, 56))
     assert crop.shape == (56, 56, 3)
-    np.testing.assert_allclose(estimate_transform(landmarks, image_size=(56, 56)), similarity(0.25, 0, (-2.5, -2.5)), atol=1e-12)
+    np.testing.assert_allclose(
+        estimate_transform(landmarks, image_size=(56, 56)), similarity(0.25, 0, (-2.5, -2.5)), atol=1e-12
+    )
 
 
 def test_bad_inputs():

@@ -63,7 +63,9 @@ def insightface_rec(tmp_path):
     end), 5 image records (keys 1-5), then 2 identity records."""
     images, labels = faces(), [0, 0, 1, 1, 1]
     records = [pack([6, 8], b"")]
-    records += [pack(label if i % 2 else [label, 99.0], png(img), i + 1) for i, (img, label) in enumerate(zip(images, labels))]
+    records += [
+        pack(label if i % 2 else [label, 99.0], png(img), i + 1) for i, (img, label) in enumerate(zip(images, labels))
+    ]
     records += [pack([1, 3], b""), pack([3, 6], b"")]
     write_recordio(tmp_path / "train.rec", records)
     return tmp_path / "train.rec", images, labels
@@ -111,9 +113,8 @@ def test_corrupt_recordio_is_reported(tmp_path, insightface_rec):
     last_image = int(rec.with_suffix(".idx").read_text().splitlines()[5].split("\t")[1])
     (tmp_path / "cut.rec").write_bytes(data[: last_image + 100])
     (tmp_path / "cut.idx").write_text(rec.with_suffix(".idx").read_text())
-    with RecordIOReader(tmp_path / "cut.rec") as reader:
-        with pytest.raises(ValueError, match="truncated"):
-            reader.read(5)
+    with RecordIOReader(tmp_path / "cut.rec") as reader, pytest.raises(ValueError, match="truncated"):
+        reader.read(5)
     (tmp_path / "shifted.rec").write_bytes(b"\x00" * 4 + data)
     (tmp_path / "shifted.idx").write_text(rec.with_suffix(".idx").read_text())
     with pytest.raises(ValueError, match="no RecordIO magic"):
