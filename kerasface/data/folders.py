@@ -126,8 +126,10 @@ def image_folder(
 
     Example:
 
-    >>> train = image_folder("casia_aligned/", (112, 96), batch_size=256, seed=0)
-    >>> save_class_names(train.class_names, "run/class_names.json")
+    ```python
+    train = image_folder("casia_aligned/", (112, 96), batch_size=256, seed=0)
+    save_class_names(train.class_names, "run/class_names.json")
+    ```
     """
     where = "image_folder"
     image_size = image_size_pair(image_size, where)
