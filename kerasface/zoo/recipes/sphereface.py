@@ -1,0 +1,66 @@
+"""SphereFace-4/10/20/36/64 (Liu et al. CVPR 2017) and CosFace on sphere20."""
+
+from kerasface.zoo.recipe import SPHEREFACE, Recipe
+from kerasface.zoo.registry import register
+
+CASIA_WEBFACE = "CASIA-WebFace (10,575 identities, 494k images; 10,572 after the SphereFace clean-up)"
+
+
+def _sphereface(depth, reported):
+    return Recipe(
+        name=f"sphereface{depth}",
+        paper="Liu et al., SphereFace: Deep Hypersphere Embedding for Face Recognition, CVPR 2017 (arXiv 1704.08063)",
+        backbone="sphereface",
+        backbone_args={"depth": depth},
+        input_shape=(112, 96, 3),
+        embedding_dim=512,
+        num_classes=10572,
+        preprocessing=SPHEREFACE,
+        head="sphereface",
+        head_args={"margin": 4, "lambda_base": 1000.0, "lambda_gamma": 0.12, "lambda_power": 1.0, "lambda_min": 5.0},
+        optimizer="sgd",
+        optimizer_args={"momentum": 0.9, "weight_decay": 5e-4},
+        schedule="step",
+        schedule_args={"boundaries": [16000, 24000], "values": [0.1, 0.01, 0.001]},
+        batch_size=256,
+        steps=28000,
+        dataset=CASIA_WEBFACE,
+        reported=reported,
+    )
+
+
+@register
+def sphereface4():
+    return _sphereface(4, "the paper's Table 4 (A-Softmax m=4 by depth)")
+
+
+@register
+def sphereface10():
+    return _sphereface(10, "the paper's Table 4 (A-Softmax m=4 by depth)")
+
+
+@register
+def sphereface20():
+    return _sphereface(20, "LFW 99.30% (official Caffe model, sphereface repository)")
+
+
+@register
+def sphereface36():
+    return _sphereface(36, "the paper's Table 4 (A-Softmax m=4 by depth)")
+
+
+@register
+def sphereface64():
+    return _sphereface(64, "LFW 99.42%, YTF 95.0% (paper, Table 3)")
+
+
+@register
+def cosface20():
+    return _sphereface(20, "").replace(
+        name="cosface20",
+        paper="Wang et al., CosFace: Large Margin Cosine Loss for Deep Face Recognition, CVPR 2018 (arXiv 1801.09414)",
+        head="cosface",
+        head_args={"scale": 64.0, "margin": 0.35},
+        reported="the paper trains a 64-layer network on its own 5M-image set: LFW 99.73%; on CASIA-WebFace "
+        "(its Table 9 protocol) LFW 99.33%",
+    )

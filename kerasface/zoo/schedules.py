@@ -1,0 +1,86 @@
+"""Learning-rate schedules and callbacks the recipes train with."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerasface")
+class WarmupPiecewiseDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from `warmup_start` to `values[0]` over `warmup_steps`,
+    then piecewise-constant `values` changing at `boundaries` (iterations).
+
+    SphereReID (Fan et al. 2018) warms up from 5e-5 to 1e-3 over 20 epochs.
+    """
+
+    def __init__(self, warmup_steps, warmup_start, boundaries, values):
+        if len(values) != len(boundaries) + 1:
+            raise ValueError(
+                f"values needs one more entry than boundaries. Received: boundaries={boundaries}, values={values}"
+            )
+        self.warmup_steps = int(warmup_steps)
+        self.warmup_start = float(warmup_start)
+        self.boundaries = [int(b) for b in boundaries]
+        self.values = [float(v) for v in values]
+        self.decay = keras.optimizers.schedules.PiecewiseConstantDecay(self.boundaries, self.values)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        fraction = ops.minimum(step / max(self.warmup_steps, 1), 1.0)
+        warm = self.warmup_start + fraction * (self.values[0] - self.warmup_start)
+        return ops.where(step < self.warmup_steps, warm, self.decay(step))
+
+    def get_config(self):
+        return {
+            "warmup_steps": self.warmup_steps,
+            "warmup_start": self.warmup_start,
+            "boundaries": self.boundaries,
+            "values": self.values,
+        }
+
+
+def learning_rate(recipe, steps_per_epoch=None):
+    """The recipe's schedule as a Keras object (epochs converted to iterations)."""
+    args = dict(recipe.schedule_args)
+    per_unit = 1
+    if args.pop("unit", "step") == "epoch":
+        per_unit = steps_per_epoch or recipe.steps_per_epoch
+        if not per_unit:
+            raise ValueError(f"Recipe {recipe.name!r} schedules by epoch: pass steps_per_epoch.")
+    if recipe.schedule == "constant":
+        return args["learning_rate"]
+    if recipe.schedule == "step":
+        boundaries = [int(b * per_unit) for b in args["boundaries"]]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, list(args["values"]))
+    if recipe.schedule == "warmup_step":
+        return WarmupPiecewiseDecay(
+            int(args["warmup"] * per_unit),
+            args["warmup_start"],
+            [int(b * per_unit) for b in args["boundaries"]],
+            list(args["values"]),
+        )
+    if recipe.schedule == "polynomial":
+        return keras.optimizers.schedules.PolynomialDecay(
+            args["learning_rate"], int(args["decay_steps"] * per_unit), end_learning_rate=0.0, power=args["power"]
+        )
+    raise ValueError(f"Recipe {recipe.name!r}: unknown schedule {recipe.schedule!r}.")
+
+
+def make_optimizer(recipe, steps_per_epoch=None):
+    """The recipe's optimiser with its learning-rate schedule."""
+    optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad}
+    if recipe.optimizer not in optimizers:
+        raise ValueError(f"Recipe {recipe.name!r}: optimizer must be one of {sorted(optimizers)}.")
+    return optimizers[recipe.optimizer](learning_rate=learning_rate(recipe, steps_per_epoch), **recipe.optimizer_args)
+
+
+class AnnealingLogger(keras.callbacks.Callback):
+    """Writes the SphereFace / L-Softmax lambda and its iteration to the logs each epoch.
+
+    `FaceModel.fit` adds it for annealed heads, before any CSV or TensorBoard logger.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        head = getattr(self.model, "head", None)
+        if logs is not None and hasattr(head, "annealing_lambda"):
+            logs["lambda"] = float(ops.convert_to_numpy(head.annealing_lambda()))
+            logs["head_iteration"] = int(ops.convert_to_numpy(head.iteration))
