@@ -34,39 +34,43 @@ def cpu_name():
 
 
 def bench_recipe(name, folder, threads, repeats):
-    """Rows `(runtime, format, size_bytes, latency_s, report)` for one recipe, Keras first."""
+    """Rows `(format, runtime, size_bytes, latency_s, max_abs_error, mean_cosine)`, Keras first."""
     from kerasface import export, zoo
 
     embedder = zoo.build(name, compile=False).embedder
     spec = export.ImageSpec.of(embedder)
     image = export.synthetic_images(spec, count=1, seed=11)[0]
     calibration = export.synthetic_images(spec, count=CALIBRATION_IMAGES, seed=12)
+    checks = calibration[:16]
+    keras_runtime = export.KerasRuntime(embedder)
     keras_file = folder / f"{name}.keras"
     embedder.save(keras_file)
-    rows = [
-        ("keras", "keras", keras_file.stat().st_size,
-         export.latency_per_image(export.KerasRuntime(embedder), image, repeats), None)
-    ]
+    keras_latency = export.latency_per_image(keras_runtime, image, repeats)
+    rows = [("keras", "keras", keras_file.stat().st_size, keras_latency, None, None)]
     for fmt in export.FORMATS.values():
         path = folder / f"{name}{fmt.suffix}"
-        report = export.export(
-            embedder, path, format=fmt.name, representative_data=calibration, check_inputs=calibration[:16]
-        )
+        try:
+            export.export(embedder, path, fmt.name, representative_data=calibration, check_inputs=checks)
+        except export.ExportMismatchError as error:
+            # Untrained weights make deep networks chaotic: int8 may miss its bound.
+            # The file is written; time it all the same.
+            print(f"note: {name} {fmt.name}: {error}", file=sys.stderr)
         runtime = export.load_runtime(fmt, path, num_threads=threads)
-        rows.append((runtime.name, fmt.name, report.size_bytes,
-                     export.latency_per_image(runtime, image, repeats), report))
+        parity = export.agreement(keras_runtime(checks), runtime(checks))
+        latency = export.latency_per_image(runtime, image, repeats)
+        rows.append((fmt.name, runtime.name, export.size_on_disk(path), latency, *parity))
     return spec, rows
 
 
 def table(name, spec, rows):
-    _, _, keras_size, keras_latency, _ = rows[0]
+    _, _, keras_size, keras_latency, _, _ = rows[0]
     lines = [
         f"{name}: input {spec.height}x{spec.width}x{spec.channels}",
         f"{'format':<13}{'runtime':<13}{'size MB':>9}{'x keras':>9}{'ms/image':>10}"
         f"{'x keras':>9}{'max|diff|':>11}{'mean cos':>10}",
     ]
-    for runtime, format, size, latency, report in rows:
-        parity = "" if report is None else f"{report.max_abs_error:>11.2e}{report.mean_cosine:>10.5f}"
+    for format, runtime, size, latency, max_abs_error, mean_cosine in rows:
+        parity = "" if max_abs_error is None else f"{max_abs_error:>11.2e}{mean_cosine:>10.5f}"
         lines.append(
             f"{format:<13}{runtime:<13}{size / 1e6:>9.2f}{size / keras_size:>9.2f}"
             f"{latency * 1e3:>10.2f}{latency / keras_latency:>9.2f}{parity}"

@@ -11,6 +11,7 @@ from kerasface.export.exporter import (
     ExportReport,
     agreement,
     export,
+    size_on_disk,
 )
 from kerasface.export.formats import FORMATS, Format, get_format
 from kerasface.export.images import ImageSpec, load_images, synthetic_images

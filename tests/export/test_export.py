@@ -186,3 +186,8 @@ def test_folder_images_are_rgb_and_resized(tmp_path):
     images = kexport.load_images(tmp_path, SPEC)
     assert images.shape == (1, 32, 32, 3) and images.dtype == np.float32
     np.testing.assert_array_equal(images[0, 5, 5], [0.0, 0.0, 200.0])
+
+
+def test_a_model_never_called_exports_to_onnx(tmp_path):
+    report = kexport.export(tiny_embedder(seed=1), tmp_path / "fresh.onnx", format="onnx")
+    assert report.max_abs_error <= 1e-4

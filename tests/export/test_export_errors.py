@@ -111,6 +111,7 @@ def scaled_embedder(scale):
 
 def test_an_export_that_disagrees_is_refused(embedder, tmp_path, monkeypatch):
     perturb_runtime(monkeypatch, lambda embeddings: embeddings + 1e-3)
+    (tmp_path / "m.json").write_text("{}")  # from an earlier, good export
     with pytest.raises(kexport.ExportMismatchError, match=r"max abs error <= 0.0001.*max_abs_error=0.001"):
         kexport.export(embedder, tmp_path / "m", format="saved_model")
     assert not (tmp_path / "m.json").exists()
