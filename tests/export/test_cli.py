@@ -59,3 +59,13 @@ def test_unknown_format_is_rejected_with_the_choices(saved_model_file, tmp_path,
     with pytest.raises(SystemExit):
         run_cli(saved_model_file, tmp_path, "--format", "coreml")
     assert "tflite_int8" in capsys.readouterr().err
+
+
+def test_a_saved_zoo_model_exports_its_embedder(tmp_path, capsys):
+    from kerasface import zoo
+
+    zoo.build("lenetpp_softmax", compile=False).save(tmp_path / "lenetpp.keras")
+    assert run_cli(tmp_path / "lenetpp.keras", tmp_path, "--format", "tflite") == 0
+    metadata = json.loads((tmp_path / "lenetpp.tflite.json").read_text())
+    assert (metadata["name"], metadata["embedding_dim"]) == ("lenetpp_softmax", 2)
+    assert "tflite" in capsys.readouterr().out

@@ -191,3 +191,18 @@ def test_folder_images_are_rgb_and_resized(tmp_path):
 def test_a_model_never_called_exports_to_onnx(tmp_path):
     report = kexport.export(tiny_embedder(seed=1), tmp_path / "fresh.onnx", format="onnx")
     assert report.max_abs_error <= 1e-4
+
+
+def test_zoo_face_model_records_its_recipe(tmp_path):
+    from kerasface import zoo
+
+    model = zoo.build("lenetpp_center", compile=False)  # a head and a centre loss beside the embedder
+    report = kexport.export(model, tmp_path / "lenetpp.tflite", format="tflite")
+    metadata = json.loads((tmp_path / "lenetpp.tflite.json").read_text())
+    assert metadata["name"] == "lenetpp_center"
+    assert metadata["preprocessing"] == model.recipe.preprocessing.description == "(x - 127.5) / 128"
+    assert metadata["input"]["shape"] == [None, 28, 28, 1]
+    assert metadata["embedding_dim"] == model.recipe.embedding_dim == 2
+    images = kexport.synthetic_images(kexport.ImageSpec(28, 28, 1), count=4, seed=8)
+    expected = model.predict(images, verbose=0)  # FaceModel.predict gives the embeddings
+    np.testing.assert_allclose(kexport.TFLiteRuntime(report.path)(images), expected, rtol=1e-4, atol=1e-4)
