@@ -1,5 +1,6 @@
 """The base classes every classification head shares."""
 
+import fractions
 import math
 
 import keras
@@ -87,12 +88,21 @@ class Head(keras.layers.Layer):
         if labels is None or not training:
             return self.head_logits(embeddings, None)
         check_labels(labels, self.num_classes, where)
-        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-        return self.head_logits(embeddings, labels)
+        return self.head_logits(embeddings, _flat_labels(labels))
 
     def head_logits(self, embeddings, labels):
         """Logits for float32 `embeddings`; `labels` is `None` for margin-free logits."""
         raise NotImplementedError
+
+    def logits_and_labels(self, embeddings, labels, training=False):
+        """`(logits, labels)` for a loss and an accuracy: each label indexes its logit column.
+
+        The logits are `head([embeddings, labels], training=training)`. A head
+        whose training logits cover a sample of the classes (Partial FC,
+        `CosineMarginHead(sample_rate<1)`) maps the labels to the sampled
+        columns; the others return the labels as they are.
+        """
+        return self([embeddings, labels], training=bool(training)), labels
 
     def compute_output_shape(self, input_shape):
         embeddings_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
@@ -114,33 +124,133 @@ class CosineMarginHead(Head):
     A paper's head overrides `target_logit` (the margin applied to the cosine
     of the true class) and, where the paper scales differently from `s`,
     `scale_logits`. Without labels, or with `training=False`, the head returns
-    the margin-free scaled cosines.
+    the margin-free scaled cosines of all classes.
+
+    Partial FC (An et al., CVPR 2022, section 3): with `sample_rate < 1` a
+    training call with labels computes the logits of only
+    `num_sampled = ceil(sample_rate * num_classes)` classes: every class of
+    the batch, in increasing order, then other classes drawn uniformly
+    without replacement, a new draw each call. The logits then have shape
+    `(batch, num_sampled)`, and their cross-entropy against
+    `sampled_labels(labels)` is the Partial FC loss; `logits_and_labels`
+    returns both (`FaceModel` trains with it, so its loss and accuracy are
+    over the sampled classes). A Keras functional model compiled with the
+    original labels would pair them with the wrong columns: use
+    `logits_and_labels`. The batch size may not exceed `num_sampled`, so
+    that every class of the batch fits in the sample.
+
+    Only the sampled kernel columns get a gradient; the others get zeros
+    (dense on TensorFlow and JAX alike: the gradient of a gather along the
+    class axis is dense). Keras optimisers update those columns as follows.
+    Plain SGD leaves them unchanged. SGD with momentum, Adam and the like
+    leave unchanged the columns never sampled yet (their slots are zero) but
+    move a column sampled in earlier steps by its decaying momentum, as
+    PyTorch's SGD does in insightface's `PartialFC_V2`. Weight decay shrinks
+    every column every step; a cosine head's logits ignore column norms.
 
     Args:
         num_classes: number of identities.
         scale: the scale `s` that multiplies every cosine.
+        sample_rate: the fraction of classes a training step computes
+            logits for (Partial FC), in (0, 1]. Defaults to `1.0`: all.
+        seed: seed of the class sampling. Defaults to `None`.
         **kwargs: see `Head`.
+
+    Reference:
+        - [An et al., 2022](https://arxiv.org/abs/2203.15565)
     """
 
-    def __init__(self, num_classes, scale=1.0, **kwargs):
+    def __init__(self, num_classes, scale=1.0, sample_rate=1.0, seed=None, **kwargs):
         super().__init__(num_classes, **kwargs)
+        where = type(self).__name__
         if not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"{type(self).__name__}: scale must be > 0. Received: scale={scale}")
+            raise ValueError(f"{where}: scale must be > 0. Received: scale={scale}")
         self.scale = float(scale)
+        if isinstance(sample_rate, bool) or not 0 < sample_rate <= 1:
+            raise ValueError(f"{where}: sample_rate must be in (0, 1]. Received: sample_rate={sample_rate!r}")
+        self.sample_rate = float(sample_rate)
+        # The rate as written in decimal, so that 0.07 of 100 classes is 7, not 8.
+        self.num_sampled = math.ceil(fractions.Fraction(repr(self.sample_rate)) * self.num_classes)
+        self.seed = seed
+        self.seed_generator = None
+        if self.samples_classes:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+    @property
+    def samples_classes(self):
+        """Whether training calls compute the logits of a sample of the classes."""
+        return self.num_sampled < self.num_classes
 
     def head_logits(self, embeddings, labels):
+        if labels is None or not self.samples_classes:
+            return self.cosine_logits(embeddings, self.kernel, labels)
+        batch_size = embeddings.shape[0]
+        if batch_size is not None and batch_size > self.num_sampled:
+            raise ValueError(
+                f"{type(self).__name__}: sample_rate={self.sample_rate} keeps {self.num_sampled} of "
+                f"{self.num_classes} classes, fewer than the batch size, so the batch's classes may not fit. "
+                f"Raise sample_rate or lower the batch size. Received: batch_size={batch_size}"
+            )
+        kernel = ops.take(self.kernel, self.sample_classes(labels), axis=1)
+        return self.cosine_logits(embeddings, kernel, self.sampled_labels(labels))
+
+    def cosine_logits(self, embeddings, kernel, labels):
+        """Scaled cosines to the columns of `kernel`, with the margin on
+        column `labels[i]` of row `i` unless `labels` is `None`."""
         embedding_norms = ops.norm(embeddings, axis=1, keepdims=True)
-        kernel_norms = ops.norm(self.kernel, axis=0, keepdims=True)
+        kernel_norms = ops.norm(kernel, axis=0, keepdims=True)
         cosine = ops.matmul(
             embeddings / ops.maximum(embedding_norms, 1e-12),
-            self.kernel / ops.maximum(kernel_norms, 1e-12),
+            kernel / ops.maximum(kernel_norms, 1e-12),
         )
         if labels is not None:
-            target_mask = ops.one_hot(labels, self.num_classes, dtype=cosine.dtype)
+            target_mask = ops.one_hot(labels, kernel.shape[-1], dtype=cosine.dtype)
             target_cosine = ops.sum(cosine * target_mask, axis=1)
             change = self.target_logit(target_cosine) - target_cosine
             cosine = cosine + target_mask * ops.expand_dims(change, 1)
         return self.scale_logits(cosine, embedding_norms, kernel_norms)
+
+    def sample_classes(self, labels):
+        """The `num_sampled` classes of one Partial FC step; advances the seed.
+
+        Every class among `labels` comes first, in increasing order, then
+        classes drawn uniformly without replacement from the others: the
+        indices of the `num_sampled` largest keys, random keys below
+        `_POSITIVE_KEY` for the other classes and keys above it for the
+        batch's, larger for lower classes (`num_classes < 2**30`). Static
+        shape, so XLA compiles it once.
+        """
+        labels = _flat_labels(labels)
+        counts = ops.scatter(ops.expand_dims(labels, 1), ops.ones_like(labels), (self.num_classes,))
+        positive_keys = _POSITIVE_KEY + self.num_classes - ops.arange(self.num_classes, dtype="int32")
+        random_keys = keras.random.randint(
+            (self.num_classes,), 0, _POSITIVE_KEY, dtype="int32", seed=self.seed_generator
+        )
+        keys = ops.where(counts > 0, positive_keys, random_keys)
+        return ops.top_k(keys, self.num_sampled)[1]
+
+    def sampled_labels(self, labels):
+        """Each label's column in the sampled logits: how many distinct
+        classes of the batch lie below it (they lead the sample, sorted)."""
+        labels = _flat_labels(labels)
+        positions = ops.arange(ops.shape(labels)[0])
+        seen_before = ops.any(
+            ops.logical_and(
+                ops.equal(labels[None, :], labels[:, None]),
+                ops.less(positions[None, :], positions[:, None]),
+            ),
+            axis=1,
+        )
+        distinct_below = ops.logical_and(
+            ops.less(labels[None, :], labels[:, None]), ops.logical_not(seen_before)[None, :]
+        )
+        return ops.sum(ops.cast(distinct_below, "int32"), axis=1)
+
+    def logits_and_labels(self, embeddings, labels, training=False):
+        logits, labels = super().logits_and_labels(embeddings, labels, training)
+        if training and self.samples_classes:
+            labels = self.sampled_labels(labels)
+        return logits, labels
 
     def target_logit(self, cosine):
         """The true class's cosine after the margin (identity: no margin)."""
@@ -150,4 +260,12 @@ class CosineMarginHead(Head):
         return logits * self.scale
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
+        return {**super().get_config(), "scale": self.scale, "sample_rate": self.sample_rate, "seed": self.seed}
+
+
+# Keys of `sample_classes`: random ones lie in [0, _POSITIVE_KEY), the batch's above.
+_POSITIVE_KEY = 2**30
+
+
+def _flat_labels(labels):
+    return ops.reshape(ops.cast(labels, "int32"), (-1,))
