@@ -66,8 +66,10 @@ def table(name, spec, rows):
     _, _, keras_size, keras_latency, _, _ = rows[0]
     lines = [
         f"{name}: input {spec.height}x{spec.width}x{spec.channels}",
-        f"{'format':<13}{'runtime':<13}{'size MB':>9}{'x keras':>9}{'ms/image':>10}"
-        f"{'x keras':>9}{'max|diff|':>11}{'mean cos':>10}",
+        (
+            f"{'format':<13}{'runtime':<13}{'size MB':>9}{'x keras':>9}{'ms/image':>10}"
+            f"{'x keras':>9}{'max|diff|':>11}{'mean cos':>10}"
+        ),
     ]
     for format, runtime, size, latency, max_abs_error, mean_cosine in rows:
         parity = "" if max_abs_error is None else f"{max_abs_error:>11.2e}{mean_cosine:>10.5f}"
@@ -89,8 +91,10 @@ def main(argv=None):
 
     if not export.limit_tensorflow_threads(args.threads):
         print("warning: TensorFlow already started; its thread count is not limited", file=sys.stderr)
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores), {args.threads} threads, batch 1, "
-          f"mean of {args.repeats} calls")
+    print(
+        f"CPU: {cpu_name()} ({os.cpu_count()} logical cores), {args.threads} threads, batch 1, "
+        f"mean of {args.repeats} calls"
+    )
     with tempfile.TemporaryDirectory() as folder:
         for name in args.recipes:
             spec, rows = bench_recipe(name, Path(folder), args.threads, args.repeats)

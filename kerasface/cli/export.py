@@ -3,8 +3,6 @@
 import sys
 from pathlib import Path
 
-from kerasface.export.formats import FORMATS
-
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -21,8 +19,10 @@ def register(subparsers):
     parser.add_argument(
         "--format",
         required=True,
-        choices=[*FORMATS, "all"],
-        help="format to write; 'all' writes every one (tflite_int8 only with --representative)",
+        help=(
+            "saved_model, tflite, tflite_fp16, tflite_int8, onnx, or all (every one; "
+            "tflite_int8 only with --representative)"
+        ),
     )
     parser.add_argument(
         "--representative", help="folder of aligned face images calibrating tflite_int8 (a few hundred)"
@@ -33,7 +33,13 @@ def register(subparsers):
 
 
 def run(args):
-    names = list(FORMATS) if args.format == "all" else [args.format]
+    from kerasface.export.formats import FORMATS, get_format
+
+    try:
+        names = list(FORMATS) if args.format == "all" else [get_format(args.format).name]
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.format == "all" and args.representative is None:
         names.remove("tflite_int8")
         print("note: tflite_int8 skipped, it needs --representative", file=sys.stderr)
@@ -45,7 +51,9 @@ def run(args):
     from kerasface import export  # importing kerasface registers its serialisable objects
 
     if not export.limit_tensorflow_threads(args.threads):
-        print("note: TensorFlow already started, Keras and SavedModel keep their thread count", file=sys.stderr)
+        print(
+            "note: TensorFlow already started, Keras and SavedModel keep their thread count", file=sys.stderr
+        )
     try:
         model = keras.saving.load_model(args.model, compile=False)
         embedder = getattr(model, "embedder", model)

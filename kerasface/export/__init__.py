@@ -26,3 +26,28 @@ from kerasface.export.runtimes import (
     load_runtime,
 )
 from kerasface.export.tflite_ops import check_builtin_ops, operators
+
+__all__ = [
+    "FORMATS",
+    "MAX_CHECK_IMAGES",
+    "ExportMismatchError",
+    "ExportReport",
+    "Format",
+    "ImageSpec",
+    "KerasRuntime",
+    "OnnxRuntime",
+    "SavedModelRuntime",
+    "TFLiteRuntime",
+    "agreement",
+    "check_builtin_ops",
+    "export",
+    "get_format",
+    "latency_per_image",
+    "limit_tensorflow_threads",
+    "load_images",
+    "load_runtime",
+    "metadata_path",
+    "operators",
+    "size_on_disk",
+    "synthetic_images",
+]

@@ -89,6 +89,8 @@ def export(
         An `ExportReport`.
 
     Raises:
+        TypeError: an object that is neither a Keras model nor has an
+            `embedder` Keras model.
         ValueError: an unknown format, a model without a fixed input size,
             `"tflite_int8"` without representative data, or a TFLite
             conversion that needs non-builtin (Flex) operators.
@@ -109,7 +111,7 @@ def export(
     recipe = getattr(model_or_embedder, "recipe", None)
     _check_backend()
     if not isinstance(embedder, keras.Model):
-        raise ValueError(
+        raise TypeError(
             "Export needs a Keras model or an object with an `embedder` Keras model. "
             f"Received: model_or_embedder={type(model_or_embedder).__name__}"
         )

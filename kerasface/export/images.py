@@ -27,8 +27,7 @@ class ImageSpec:
         """Reads the input size of a single-input image model, which must be fixed."""
         if len(embedder.inputs) != 1:
             raise ValueError(
-                "Export needs an embedder with one image input. "
-                f"Received: {len(embedder.inputs)} inputs"
+                f"Export needs an embedder with one image input. Received: {len(embedder.inputs)} inputs"
             )
         shape = tuple(embedder.inputs[0].shape)
         if len(shape) != 4 or any(size is None for size in shape[1:]):
@@ -50,10 +49,7 @@ def synthetic_images(spec, count=8, seed=0):
 
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(*VALUE_RANGE, size=(count, 4, 4, spec.channels)).astype(np.float32)
-    images = [
-        cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_CUBIC)
-        for image in coarse
-    ]
+    images = [cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_CUBIC) for image in coarse]
     images = np.clip(np.stack(images).reshape(count, *spec.shape), *VALUE_RANGE)
     return images.astype(np.float32)
 
@@ -92,8 +88,7 @@ def _read_folder(folder, spec):
         )
     if spec.channels not in (1, 3):
         raise ValueError(
-            "Image folders can feed only grayscale or RGB embedders. "
-            f"Received: channels={spec.channels}"
+            f"Image folders can feed only grayscale or RGB embedders. Received: channels={spec.channels}"
         )
     flag = cv2.IMREAD_GRAYSCALE if spec.channels == 1 else cv2.IMREAD_COLOR
     images = []

@@ -47,5 +47,3 @@ def _randomise_statistics(model, rng):
             )
         elif isinstance(layer, keras.layers.PReLU):
             layer.set_weights([rng.uniform(0.05, 0.3, layer.alpha.shape)])
-
-

@@ -32,8 +32,13 @@ FAMILIES = {
     ),
     "resnet50_reid": lambda: backbones.resnet50_reid(input_shape=(32, 32, 3), embedding_dim=EMBEDDING_DIM),
 }
-QUICK = {("sphereface", "tflite"), ("sphereface", "onnx"), ("lenet_plus_plus", "tflite"),
-         ("lenet_plus_plus", "onnx"), ("mobilefacenet", "tflite")}
+QUICK = {
+    ("sphereface", "tflite"),
+    ("sphereface", "onnx"),
+    ("lenet_plus_plus", "tflite"),
+    ("lenet_plus_plus", "onnx"),
+    ("mobilefacenet", "tflite"),
+}
 
 
 def embedder_of(family):

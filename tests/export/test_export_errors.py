@@ -46,7 +46,10 @@ def test_input_size_must_be_fixed(tmp_path):
 def test_representative_array_of_wrong_size(embedder, tmp_path):
     with pytest.raises(ValueError, match=r"\(n, 32, 32, 3\).*shape=\(4, 28, 28, 3\)"):
         kexport.export(
-            embedder, tmp_path / "m.tflite", format="tflite_int8", representative_data=np.zeros((4, 28, 28, 3))
+            embedder,
+            tmp_path / "m.tflite",
+            format="tflite_int8",
+            representative_data=np.zeros((4, 28, 28, 3)),
         )
 
 
@@ -132,3 +135,8 @@ def test_tiny_embeddings_are_still_checked_by_cosine(tmp_path, monkeypatch):
     perturb_runtime(monkeypatch, reverse_half)
     with pytest.raises(kexport.ExportMismatchError, match=r"mean cosine >= 0.9999.*mean_cosine=0.0000"):
         kexport.export(scaled_embedder(1e-6), tmp_path / "m", format="saved_model")
+
+
+def test_an_object_without_a_keras_embedder_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="model_or_embedder=str"):
+        kexport.export("model.keras", tmp_path / "m.onnx", format="onnx")
