@@ -69,9 +69,10 @@ class FaceModel(keras.Model):
         extra = 0.0
         if self.center_loss is not None:
             extra = self.center_loss.loss_and_update(y_pred, y, training)
-        logits = self.head([y_pred, y], training=training)
-        self.head_accuracy.update_state(y, logits, sample_weight)
-        return super().compute_loss(x, y, logits, sample_weight, training) + extra
+        # A Partial FC head's training logits cover its sampled classes; labels follow them.
+        logits, labels = self.head.logits_and_labels(y_pred, y, training)
+        self.head_accuracy.update_state(labels, logits, sample_weight)
+        return super().compute_loss(x, labels, logits, sample_weight, training) + extra
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", steps_per_epoch=None, **kwargs):
         """Compiles with the recipe's optimiser, schedule and loss where `"auto"`."""

@@ -1,0 +1,324 @@
+"""Partial FC (An et al., CVPR 2022): margin heads that train on a sample of the classes."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from kerasface import heads, zoo
+from tests.gradients import head_loss_and_grads, value_and_grads
+
+pytestmark = pytest.mark.backends
+
+MARGIN_HEADS = {
+    "lsoftmax": lambda n, **kw: heads.LSoftmax(n, margin=3, lambda_base=10.0, **kw),
+    "sphereface": lambda n, **kw: heads.SphereFace(n, **kw),
+    "normface": lambda n, **kw: heads.NormFace(n, **kw),
+    "cosface": lambda n, **kw: heads.CosFace(n, **kw),
+    "arcface": lambda n, **kw: heads.ArcFace(n, **kw),
+    "combined": lambda n, **kw: heads.CombinedMargin(n, m1=1.2, m2=0.3, m3=0.1, **kw),
+}
+
+
+def to_numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def seed_state(head):
+    return to_numpy(head.seed_generator.state).copy()
+
+
+def drawn_classes(head, labels, state):
+    """The classes `head` sampled from seed `state`, re-drawn (the state then moves on)."""
+    head.seed_generator.state.assign(state)
+    return to_numpy(head.sample_classes(labels))
+
+
+def partial_fc_loss_and_grads(head, embeddings, labels):
+    """Like `head_loss_and_grads`, with the labels mapped to the sampled columns;
+    the seed state is read, not advanced."""
+    if not head.built:
+        head.build(embeddings.shape)
+    non_trainable = [v.value for v in head.non_trainable_variables]
+    targets = head.sampled_labels(labels)
+
+    def loss(x, kernel):
+        logits, _ = head.stateless_call([kernel], non_trainable, [x, labels], training=True)
+        ce = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        return keras.ops.mean(ce), logits
+
+    value, logits, (_, grad_kernel) = value_and_grads(loss, embeddings, to_numpy(head.kernel))
+    return value, logits, grad_kernel
+
+
+def batch(num_classes, size, dim, seed):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(size, dim)).astype("float32"), rng.integers(0, num_classes, size)
+
+
+def twin_heads(name, num_classes, dim, **kwargs):
+    """A full head and a sampling one (`kwargs`) of the same kind with the same kernel."""
+    full, sampled = MARGIN_HEADS[name](num_classes), MARGIN_HEADS[name](num_classes, **kwargs)
+    full.build((None, dim))
+    sampled.build((None, dim))
+    sampled.kernel.assign(full.kernel)
+    return full, sampled
+
+
+def arcface_reference_loss(x, kernel, labels, scale, margin):
+    """Mean ArcFace cross-entropy over the columns of `kernel`, in float64 NumPy."""
+    x, kernel = x.astype("float64"), kernel.astype("float64")
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (kernel / np.linalg.norm(kernel, axis=0))
+    rows = np.arange(len(labels))
+    theta = np.arccos(np.clip(cos[rows, labels], -1, 1))
+    logits = cos.copy()
+    logits[rows, labels] = np.where(
+        theta <= math.pi - margin, np.cos(theta + margin), np.cos(theta) - margin * math.sin(margin)
+    )
+    logits *= scale
+    top = logits.max(axis=1, keepdims=True)
+    log_sum = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    return np.mean(log_sum - logits[rows, labels]), logits
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_HEADS))
+def test_sample_rate_one_is_the_full_head(name):
+    full, sampled = twin_heads(name, 7, 5, sample_rate=1.0)
+    assert not sampled.samples_classes and sampled.seed_generator is None
+    x, y = batch(7, 6, 5, seed=0)
+    expected = head_loss_and_grads(full, x, y)
+    received = head_loss_and_grads(sampled, x, y)
+    np.testing.assert_allclose(received[0], expected[0], rtol=1e-6)
+    for got, want in zip(received[1:], expected[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_HEADS))
+def test_sampled_logits_are_the_full_heads_logits_of_the_sampled_classes(name):
+    full, sampled = twin_heads(name, 40, 6, sample_rate=0.3, seed=1)
+    x, y = batch(40, 9, 6, seed=1)
+    state = seed_state(sampled)
+    logits, labels = sampled.logits_and_labels(x, y, training=True)
+    classes = drawn_classes(sampled, y, state)
+    assert logits.shape == (9, 12)
+    np.testing.assert_array_equal(classes[to_numpy(labels)], y)
+    full_logits = to_numpy(full([x, y], training=True))
+    np.testing.assert_allclose(to_numpy(logits), full_logits[:, classes], rtol=1e-5, atol=1e-5)
+
+
+def test_every_positive_is_sampled_first_and_negatives_are_uniform():
+    head = heads.ArcFace(1000, sample_rate=0.1, seed=2)
+    head.build((None, 4))
+    assert head.num_sampled == 100
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        y = rng.integers(0, 1000, 64)
+        classes = to_numpy(head.sample_classes(y))
+        positives = np.unique(y)
+        assert classes.shape == (100,) and len(np.unique(classes)) == 100
+        np.testing.assert_array_equal(classes[: len(positives)], positives)
+        assert classes.min() >= 0 and classes.max() < 1000
+        np.testing.assert_array_equal(to_numpy(head.sampled_labels(y)), np.searchsorted(positives, y))
+
+    # 10 fixed positives, 90 of the 990 others per draw: each negative in 200 draws ~ Binomial(200, 1/11).
+    y = np.arange(0, 1000, 100)
+    counts = np.zeros(1000, int)
+    for _ in range(200):
+        counts[to_numpy(head.sample_classes(y))] += 1
+    negatives = np.delete(counts, y)
+    assert np.all(counts[y] == 200)
+    assert negatives.sum() == 200 * 90
+    assert negatives.min() >= 3 and negatives.max() <= 40, (negatives.min(), negatives.max())
+    assert abs(negatives.std() - math.sqrt(200 / 11 * 10 / 11)) < 0.6, negatives.std()
+
+
+def test_sample_size_is_static_when_traced():
+    head = heads.CosFace(1000, sample_rate=0.1)
+    head.build((None, 8))
+    x, y = batch(1000, 32, 8, seed=3)
+    variables = ([v.value for v in head.trainable_variables], [v.value for v in head.non_trainable_variables])
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def logits(x, y):
+            return head.stateless_call(*variables, [x, y], training=True)[0]
+
+        traced = logits.get_concrete_function(
+            tf.TensorSpec((None, 8), "float32"), tf.TensorSpec((None,), "int32")
+        ).structured_outputs
+        assert traced.shape.as_list() == [None, 100]
+    else:
+        import jax
+
+        def logits(trainable, non_trainable, x, y):
+            return head.stateless_call(trainable, non_trainable, [x, y], training=True)[0]
+
+        assert jax.eval_shape(logits, *variables, x, y).shape == (32, 100)
+        assert jax.jit(logits)(*variables, x, y).shape == (32, 100)
+
+
+def test_partial_fc_loss_and_gradients_match_numpy():
+    scale, margin = 30.0, 0.5
+    head = heads.ArcFace(1000, scale=scale, margin=margin, sample_rate=0.1, seed=4)
+    x, y = batch(1000, 32, 16, seed=4)
+    y[:8] = y[8:16]  # repeated classes
+    head.build(x.shape)
+    state = seed_state(head)
+    loss, logits, grad_kernel = partial_fc_loss_and_grads(head, x, y)
+    classes = drawn_classes(head, y, state)
+    kernel = to_numpy(head.kernel)
+
+    targets = np.argmax(classes[None, :] == y[:, None], axis=1)
+    expected_loss, expected_logits = arcface_reference_loss(x, kernel[:, classes], targets, scale, margin)
+    np.testing.assert_allclose(logits, expected_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+
+    unsampled = np.setdiff1d(np.arange(1000), classes)
+    assert np.all(grad_kernel[:, unsampled] == 0)
+    # The sampled columns get the gradients of a 100-class head on those columns.
+    small = heads.ArcFace(100, scale=scale, margin=margin)
+    small.build(x.shape)
+    small.kernel.assign(kernel[:, classes])
+    small_loss, _, _, small_grad = head_loss_and_grads(small, x, targets)
+    np.testing.assert_allclose(loss, small_loss, rtol=1e-6)
+    np.testing.assert_allclose(grad_kernel[:, classes], small_grad, rtol=1e-5, atol=1e-7)
+    assert np.all(np.abs(grad_kernel[:, classes]).max(axis=0) > 0)
+
+
+def two_optimizer_steps(optimizer):
+    """Two steps of a sampling head on different batches: (kernels before/after each, samples)."""
+    head = heads.CosFace(200, scale=16.0, sample_rate=0.05, seed=5)
+    head.build((None, 8))
+    optimizer.build([head.kernel])
+    kernels, samples = [to_numpy(head.kernel).copy()], []
+    for seed in (5, 6):
+        x, y = batch(200, 4, 8, seed)
+        _, _, grad_kernel = partial_fc_loss_and_grads(head, x, y)
+        samples.append(to_numpy(head.sample_classes(y)))  # the step's classes; advances the seed
+        optimizer.apply([grad_kernel], [head.kernel])
+        kernels.append(to_numpy(head.kernel).copy())
+    return kernels, samples
+
+
+@pytest.mark.parametrize(
+    "make, sampled_before_moves",
+    [
+        (lambda: keras.optimizers.SGD(0.5), False),
+        (lambda: keras.optimizers.SGD(0.5, momentum=0.9), True),
+        (lambda: keras.optimizers.Adam(0.01), True),
+    ],
+)
+def test_optimisers_leave_never_sampled_columns_alone(make, sampled_before_moves):
+    (w0, w1, w2), (first, second) = two_optimizer_steps(make())
+    never = np.setdiff1d(np.arange(200), np.union1d(first, second))
+    earlier_only = np.setdiff1d(first, second)
+    assert len(never) > 150 and len(earlier_only) > 0
+    not_first = np.setdiff1d(np.arange(200), first)
+    np.testing.assert_array_equal(w1[:, not_first], w0[:, not_first])
+    np.testing.assert_array_equal(w2[:, never], w0[:, never])
+    assert np.all(np.any(w1[:, first] != w0[:, first], axis=0))
+    moved = np.any(w2[:, earlier_only] != w1[:, earlier_only], axis=0)
+    assert np.all(moved) if sampled_before_moves else not np.any(moved)
+
+
+def test_momentum_moves_a_column_sampled_before_by_its_velocity():
+    (w0, w1, w2), (first, second) = two_optimizer_steps(keras.optimizers.SGD(0.5, momentum=0.9))
+    earlier_only = np.setdiff1d(first, second)
+    # Keras SGD: v <- 0.9 v - lr g, w <- w + v; a zero gradient leaves w2 - w1 = 0.9 (w1 - w0).
+    np.testing.assert_allclose(w2[:, earlier_only] - w1[:, earlier_only], 0.9 * (w1 - w0)[:, earlier_only], atol=1e-6)
+
+
+def test_weight_decay_shrinks_unsampled_columns_without_changing_their_cosines():
+    (w0, w1, _), (first, _) = two_optimizer_steps(keras.optimizers.SGD(0.5, weight_decay=0.01))
+    unsampled = np.setdiff1d(np.arange(200), first)
+    np.testing.assert_allclose(w1[:, unsampled], w0[:, unsampled] * (1 - 0.5 * 0.01), rtol=1e-6)
+
+
+def test_eval_calls_use_every_class_and_the_original_labels():
+    full, sampled = twin_heads("arcface", 50, 6, sample_rate=0.2)
+    x, y = batch(50, 5, 6, seed=7)
+    logits, labels = sampled.logits_and_labels(x, y, training=False)
+    assert logits.shape == (5, 50)
+    np.testing.assert_array_equal(to_numpy(labels), y)
+    np.testing.assert_allclose(to_numpy(logits), to_numpy(full(x)), rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(sampled([x, y])), to_numpy(full(x)), rtol=1e-6)
+    assert sampled([x, y], training=True).shape == (5, 10)
+
+
+@pytest.mark.parametrize("rate, num_classes, num_sampled", [(0.1, 1000, 100), (0.07, 100, 7), (0.01, 10, 1), (0.5, 3, 2)])
+def test_num_sampled_rounds_the_decimal_rate_up(rate, num_classes, num_sampled):
+    assert heads.CosFace(num_classes, sample_rate=rate).num_sampled == num_sampled
+
+
+@pytest.mark.parametrize("rate", [0.0, -0.1, 1.5, float("nan"), True])
+def test_bad_sample_rate_raises(rate):
+    with pytest.raises(ValueError, match=r"sample_rate must be in \(0, 1\]"):
+        heads.ArcFace(10, sample_rate=rate)
+
+
+def test_batch_larger_than_the_sample_raises():
+    head = heads.ArcFace(100, sample_rate=0.05)
+    x, y = batch(100, 6, 4, seed=8)
+    with pytest.raises(ValueError, match="keeps 5 of 100 classes, fewer than the batch size"):
+        head([x, y], training=True)
+
+
+def test_keras_file_round_trip_keeps_the_sampling(tmp_path):
+    features = keras.Input((4,))
+    labels = keras.Input((), dtype="int32")
+    head = heads.SphereFace(50, sample_rate=0.3, seed=9)
+    model = keras.Model([features, labels], head([features, labels]))
+    model.save(tmp_path / "partial_fc.keras")
+    loaded = keras.saving.load_model(tmp_path / "partial_fc.keras").layers[-1]
+    assert (loaded.sample_rate, loaded.num_sampled, loaded.seed) == (0.3, 15, 9)
+    assert loaded.get_config() == head.get_config()
+    x, y = batch(50, 3, 4, seed=9)
+    np.testing.assert_allclose(to_numpy(loaded([x, y])), to_numpy(head([x, y])), rtol=1e-6)
+
+
+def partial_fc_lenet(num_classes, sample_rate, learning_rate):
+    """lenetpp_arcface with Partial FC: `head_args` replaces the recipe's, so merge them."""
+    head_args = {**zoo.recipe("lenetpp_arcface").head_args, "sample_rate": sample_rate}
+    model = zoo.build("lenetpp_arcface", num_classes=num_classes, head_args=head_args)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate))
+    return model
+
+
+def test_face_model_fit_reports_the_partial_fc_loss_and_accuracy():
+    model = partial_fc_lenet(40, 0.5, learning_rate=0.0)
+    head = model.head
+    assert (head.scale, head.margin, head.num_sampled) == (16.0, 0.3, 20)
+    rng = np.random.default_rng(10)
+    images, y = rng.uniform(0, 255, (16, 28, 28, 1)).astype("float32"), rng.integers(0, 40, 16)
+    state = seed_state(head)
+    history = model.fit(images, y, batch_size=16, epochs=1, verbose=0)
+    np.testing.assert_array_equal(seed_state(head), state + [0, 1])
+
+    head.seed_generator.state.assign(state)
+    logits, labels = head.logits_and_labels(model(images), y, training=True)
+    loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    np.testing.assert_allclose(history.history["loss"][0], float(keras.ops.mean(loss)), rtol=1e-4)
+    accuracy = np.mean(np.argmax(to_numpy(logits), axis=1) == to_numpy(labels))
+    np.testing.assert_allclose(history.history["accuracy"][0], accuracy)
+
+
+def test_face_model_fit_updates_only_the_sampled_columns():
+    model = partial_fc_lenet(40, 0.5, learning_rate=0.5)
+    head = model.head
+    rng = np.random.default_rng(11)
+    images, y = rng.uniform(0, 255, (48, 28, 28, 1)).astype("float32"), rng.integers(0, 40, 48)
+    state, kernel = seed_state(head), to_numpy(head.kernel).copy()
+    model.fit(images, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(seed_state(head), state + [0, 3])
+
+    head.seed_generator.state.assign(state)
+    sampled = np.unique(np.concatenate([to_numpy(head.sample_classes(y[i : i + 16])) for i in (0, 16, 32)]))
+    unsampled = np.setdiff1d(np.arange(40), sampled)
+    assert len(unsampled) > 0
+    trained = to_numpy(head.kernel)
+    np.testing.assert_array_equal(trained[:, unsampled], kernel[:, unsampled])
+    # Positives always move; a negative's softmax share may be below float32 resolution.
+    positives = np.unique(y)
+    assert np.all(np.any(trained[:, positives] != kernel[:, positives], axis=0))
