@@ -93,7 +93,8 @@ def identity_balanced(
     Returns:
         The dataset; images are float32 in [0, 255] (before `normalize`),
         labels int32 (folder labels follow the sorted folder names, and the
-        dataset's `class_names` attribute lists them).
+        dataset's `class_names` attribute lists them); `steps_per_epoch`
+        is an attribute too.
 
     Raises:
         ValueError: when fewer than P identities have K images, saying how
@@ -125,6 +126,7 @@ def identity_balanced(
     dataset = dataset.map(lambda x, y: (load(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = finish(dataset.ignore_errors(log_warning=True), flip=flip, seed=seed, normalize=normalize)
     dataset.class_names = class_names
+    dataset.steps_per_epoch = steps_per_epoch
     return dataset
 
 

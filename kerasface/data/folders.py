@@ -121,8 +121,8 @@ def image_folder(
         class_names: optional list of folder names that fixes the labels.
 
     Returns:
-        The dataset, with attributes `class_names` (label -> folder name)
-        and `skipped_files` (the files left out).
+        The dataset, with attributes `class_names` (label -> folder name),
+        `skipped_files` (the files left out) and `num_images` (those kept).
 
     Example:
 
@@ -146,6 +146,7 @@ def image_folder(
     dataset = finish(dataset, batch_size, flip=flip, seed=seed, normalize=normalize)
     dataset.class_names = class_names
     dataset.skipped_files = skipped
+    dataset.num_images = len(paths)
     return dataset
 
 

@@ -4,7 +4,7 @@ Metrics are NumPy; only `pair_scores` and `embed_images` run a Keras model.
 """
 
 from kerasface.evaluate.embeddings import embed_images, pair_scores
-from kerasface.evaluate.plots import plot_roc
+from kerasface.evaluate.plots import plot_features_2d, plot_roc
 from kerasface.evaluate.readers import (
     ReidSet,
     load_images,
@@ -21,6 +21,7 @@ from kerasface.evaluate.retrieval import (
     identification_rates,
     identify,
 )
+from kerasface.evaluate.separation import Separation, class_separation
 from kerasface.evaluate.similarity import cosine_scores
 from kerasface.evaluate.verification import (
     VerificationResult,
@@ -33,6 +34,9 @@ from kerasface.evaluate.verification import (
 )
 
 __all__ = [
+    "Separation",
+    "class_separation",
+    "plot_features_2d",
     "Identification",
     "IdentificationRates",
     "ReidSet",

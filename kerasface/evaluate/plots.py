@@ -44,3 +44,36 @@ def plot_roc(far, tar, path, label=None):
     path = Path(path)
     figure.savefig(path, format="png")
     return path
+
+
+def plot_features_2d(panels, path, class_names=None):
+    """Draws 2-d features, one colour per class, one panel per model (Wen et al. 2016, Fig. 3).
+
+    Args:
+        panels: a list of `(title, features (N, 2), labels (N,))`.
+        path: the PNG file to write.
+        class_names: optional legend names, indexed by label.
+
+    Returns:
+        `path` as a `pathlib.Path`.
+    """
+    for title, features, labels in panels:
+        if np.asarray(features).ndim != 2 or np.asarray(features).shape[1] != 2:
+            raise ValueError(f"plot_features_2d: {title!r} features must be (N, 2). Received {np.shape(features)}")
+    figure = Figure(figsize=(5.5 * len(panels), 5.2), dpi=100)
+    FigureCanvasAgg(figure)
+    colours = [f"C{k}" for k in range(10)]
+    for position, (title, features, labels) in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, len(panels), position)
+        features, labels = np.asarray(features), np.asarray(labels)
+        for label in np.unique(labels):
+            chosen = labels == label
+            name = class_names[label] if class_names is not None else str(label)
+            axes.scatter(*features[chosen].T, s=2, alpha=0.5, color=colours[int(label) % 10], label=name)
+        axes.set_title(title)
+        axes.set_aspect("equal", adjustable="datalim")
+        axes.legend(markerscale=5, fontsize=7, loc="upper right")
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, format="png")
+    return path

@@ -1,0 +1,106 @@
+"""Training a recipe on a data set, with checkpoints, logs and exact resume."""
+
+import importlib.util
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerasface import zoo
+
+FASHION_MNIST = "fashion-mnist"
+
+
+def training_data(spec, data, batch_size=None, seed=0):
+    """`(inputs, labels or None, num_classes, class_names, steps_per_epoch)` for `data`.
+
+    `data` is `"fashion-mnist"` (IDX files, see `load_fashion_mnist`), an
+    `(images, labels)` pair of arrays, or a folder of identity folders.
+    Recipes with P x K batches (FaceNet, SphereReID) get identity-balanced ones.
+    Datasets repeat, so `fit` needs the returned `steps_per_epoch`: Keras
+    takes one step too many at the end of a dataset of unknown length.
+    """
+    from kerasface.data import identity_balanced, image_folder, load_fashion_mnist
+
+    batch_size = batch_size or spec.batch_size
+    if isinstance(data, str) and data == FASHION_MNIST:
+        (images, labels), _ = load_fashion_mnist()
+        data = (images, labels)
+    height, width, channels = spec.input_shape
+    if isinstance(data, tuple):
+        source, classes, class_names = data, int(np.max(data[1])) + 1, None
+        if not spec.identities_per_batch:
+            return data[0], data[1], classes, None, int(np.ceil(len(data[0]) / batch_size))
+    else:
+        if not Path(data).is_dir():
+            raise FileNotFoundError(f"Training data directory {str(data)!r} does not exist.")
+        source = str(data)
+        if not spec.identities_per_batch:
+            dataset = image_folder(source, (height, width), batch_size, channels=channels, seed=seed)
+            steps = int(np.ceil(dataset.num_images / batch_size))
+            return dataset.repeat(), None, len(dataset.class_names), dataset.class_names, steps
+    dataset = identity_balanced(
+        source, spec.identities_per_batch, spec.images_per_identity, (height, width), seed=seed, channels=channels,
+        flip=True,
+    )
+    classes = len(dataset.class_names) if dataset.class_names else classes
+    return dataset.repeat(), None, classes, dataset.class_names, dataset.steps_per_epoch
+
+
+def train(
+    name, data, out, epochs=None, resume=False, batch_size=None, seed=0, callbacks=(), verbose="auto", **overrides
+):
+    """Trains recipe `name` on `data`, writing everything under `out`.
+
+    Writes `checkpoint.keras` every epoch, `log.csv`, `tensorboard/` (when
+    TensorBoard is installed),
+    `class_names.json` (for folders), and at the end `model.keras` and
+    `embedder.keras`; `callbacks` are added to those. `resume=True` continues an interrupted run exactly
+    (optimiser state, SphereFace lambda counter, centres, epoch); without it,
+    an `out` that already holds a run is refused rather than overwritten.
+
+    Returns:
+        `(model, history)`.
+    """
+    from kerasface.data import save_class_names
+
+    out = Path(out)
+    backup = out / "backup"
+    if backup.exists() and not resume:
+        raise FileExistsError(
+            f"{out} holds an interrupted run. Pass resume=True (--resume) to continue it, or choose another output."
+        )
+    if resume and not backup.exists():
+        raise FileNotFoundError(f"{out} holds no interrupted run to resume.")
+    if (out / "model.keras").exists() and not resume:
+        raise FileExistsError(f"{out} already holds a trained model.keras; choose another output directory.")
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    spec = zoo.recipe(name).replace(**overrides) if overrides else zoo.recipe(name)
+    inputs, labels, classes, class_names, steps_per_epoch = training_data(spec, data, batch_size, seed)
+    if class_names is not None:
+        save_class_names(class_names, out / "class_names.json")
+    if spec.head is not None:
+        spec = spec.replace(num_classes=classes)
+    model = zoo.from_recipe(spec, steps_per_epoch=steps_per_epoch)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
+        *callbacks,
+    ]
+    if importlib.util.find_spec("tensorboard"):
+        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
+    epochs = epochs or spec.epochs or max(1, -(-spec.steps // (steps_per_epoch or 1)))
+    history = model.fit(
+        inputs,
+        labels,
+        batch_size=None if labels is None else batch_size or spec.batch_size,
+        epochs=epochs,
+        steps_per_epoch=None if labels is not None else steps_per_epoch,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    model.save(out / "model.keras")
+    model.embedder.save(out / "embedder.keras")
+    return model, history
