@@ -12,25 +12,16 @@ Usage:
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
+
+from hardware import cpu_name
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DEFAULT_RECIPES = ("sphereface20", "mobilefacenet_arcface")
 CALIBRATION_IMAGES = 64
-
-
-def cpu_name():
-    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def bench_recipe(name, folder, threads, repeats):
