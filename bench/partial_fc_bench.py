@@ -1,0 +1,188 @@
+"""Step time and peak memory of a 512-d ArcFace head, full and Partial FC.
+
+For every number of classes and sample rate, a fresh Python process trains an
+`ArcFace(num_classes, sample_rate=...)` head alone on random 512-d
+embeddings (one batch of 128, repeated) through `keras.Model.fit` with the loss `FaceModel`
+uses (`head.logits_and_labels`), and SGD with momentum 0.9 and weight decay
+5e-4 as in insightface's arcface_torch. It reports the median step time after
+the first (tracing) step, the resident memory once the kernel and the
+optimiser's momentum exist, the process's peak resident memory
+(`getrusage` maxrss), and both as ratios to the full head.
+
+Usage:
+    python bench/partial_fc_bench.py [--classes 10000 100000 1000000] [--rates 1 0.3 0.1]
+        [--steps 4] [--backend tensorflow|jax]
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EMBEDDING_DIM = 512
+BATCH_SIZE = 128
+
+
+def cpu_name():
+    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def total_memory_gib():
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.exists():
+        return float("nan")
+    total_kib = next(int(line.split()[1]) for line in meminfo.read_text().splitlines() if line.startswith("MemTotal"))
+    return total_kib / 2**20
+
+
+def resident_mib():
+    """This process's resident memory now (Linux `/proc/self/statm`)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_resident_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+
+
+def measure(num_classes, sample_rate, steps, seed=0):
+    """Trains the head for `steps` steps in this process; returns the measurements."""
+    import keras
+    import numpy as np
+
+    from kerasface import heads
+
+    class HeadTrainer(keras.Model):
+        """Fits a head alone on given embeddings, with FaceModel's loss."""
+
+        def __init__(self, head):
+            super().__init__()
+            self.head = head
+
+        def call(self, embeddings):
+            return embeddings
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            logits, labels = self.head.logits_and_labels(y_pred, y, training)
+            return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+
+    class StepTimer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter() - self.start)
+            losses.append(float(logs["loss"]))
+
+    keras.utils.set_random_seed(seed)
+    head = heads.ArcFace(num_classes, sample_rate=sample_rate)
+    head.build((None, EMBEDDING_DIM))
+    model = HeadTrainer(head)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=5e-4))
+    model.optimizer.build(model.trainable_variables)
+    setup_mib = resident_mib()
+
+    # One batch, repeated: the falling loss shows that the head learns it.
+    rng = np.random.default_rng(seed)
+    embeddings = np.tile(rng.normal(size=(BATCH_SIZE, EMBEDDING_DIM)).astype("float32"), (steps + 1, 1))
+    labels = np.tile(rng.integers(0, num_classes, BATCH_SIZE).astype("int32"), steps + 1)
+    times, losses = [], []
+    model.fit(embeddings, labels, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0, callbacks=[StepTimer()])
+    return {
+        "num_sampled": head.num_sampled,
+        "step_s": statistics.median(times[1:]),
+        "first_step_s": times[0],
+        "setup_mib": setup_mib,
+        "peak_mib": peak_resident_mib(),
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+    }
+
+
+def run_worker(num_classes, sample_rate, steps, backend):
+    """`measure` in a fresh interpreter, so that each peak is its own."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, __file__, "--worker", str(num_classes), str(sample_rate), "--steps", str(steps)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = "killed, out of memory?" if done.returncode == -9 else done.stderr.strip().splitlines()[-1:]
+        return {"error": f"exit {done.returncode}: {reason}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(rows):
+    header = (
+        f"{'classes':>9}{'rate':>6}{'sampled':>9}{'step s':>9}{'x full':>8}{'setup MiB':>11}"
+        f"{'peak MiB':>10}{'x full':>8}{'peak-setup':>12}{'x full':>8}{'loss first->last':>20}"
+    )
+    lines = [header]
+    full = {}
+    for (num_classes, rate), row in rows:
+        if "error" in row:
+            lines.append(f"{num_classes:>9}{rate:>6}  {row['error']}")
+            continue
+        if rate == 1.0:
+            full[num_classes] = row
+        base = full.get(num_classes)
+        transient = row["peak_mib"] - row["setup_mib"]
+
+        def ratio(value, key):
+            if base is None:
+                return f"{'-':>8}"
+            reference = base[key] if key != "transient" else base["peak_mib"] - base["setup_mib"]
+            return f"{value / reference:>8.2f}"
+
+        lines.append(
+            f"{num_classes:>9}{rate:>6}{row['num_sampled']:>9}{row['step_s']:>9.3f}{ratio(row['step_s'], 'step_s')}"
+            f"{row['setup_mib']:>11.0f}{row['peak_mib']:>10.0f}{ratio(row['peak_mib'], 'peak_mib')}"
+            f"{transient:>12.0f}{ratio(transient, 'transient')}"
+            f"{row['first_loss']:>11.2f} -> {row['last_loss']:<5.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--classes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--rates", type=float, nargs="+", default=[1.0, 0.3, 0.1], help="1.0 (full head) first")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps after the first")
+    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
+    parser.add_argument("--worker", nargs=2, metavar=("CLASSES", "RATE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(measure(int(args.worker[0]), float(args.worker[1]), args.steps)))
+        return 0
+
+    print(
+        f"CPU: {cpu_name()} ({os.cpu_count()} logical cores), {total_memory_gib():.1f} GiB RAM; "
+        f"Keras backend {args.backend}; ArcFace {EMBEDDING_DIM}-d, batch {BATCH_SIZE}, "
+        f"SGD momentum 0.9 + weight decay; median of {args.steps} steps after the first"
+    )
+    print(
+        "setup = resident memory with the kernel and momentum built; peak = maxrss of the process; "
+        "rate 1.0 = the full head"
+    )
+    rows = []
+    for num_classes in args.classes:
+        for rate in args.rates:
+            rows.append(((num_classes, rate), run_worker(num_classes, rate, args.steps, args.backend)))
+            print(table(rows).splitlines()[-1], flush=True)
+    print()
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
