@@ -126,7 +126,7 @@ class CosineMarginHead(Head):
     `scale_logits`. Without labels, or with `training=False`, the head returns
     the margin-free scaled cosines of all classes.
 
-    Partial FC (An et al., CVPR 2022, section 3): with `sample_rate < 1` a
+    Partial FC (An et al., CVPR 2022): with `sample_rate < 1` a
     training call with labels computes the logits of only
     `num_sampled = ceil(sample_rate * num_classes)` classes: every class of
     the batch, in increasing order, then other classes drawn uniformly
