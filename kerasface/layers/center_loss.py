@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from kerasface._checks import check_labels, check_non_negative, check_positive_int, check_rank
+from kerasface.distribute.replicas import all_reduce_sum, scale_for_replicas
 from kerasface.heads.base import split_inputs
 
 
@@ -15,7 +16,9 @@ class CenterLoss(keras.layers.Layer):
     centres are a non-trainable weight that gradient descent never touches;
     each training call moves them by eq. 4 of the paper:
     `c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)`.
-    Classes absent from the batch do not move.
+    Classes absent from the batch do not move. Under a `tf.distribute`
+    strategy the per-class sums and counts are summed over the replicas, so
+    the centres move as one device would move them on the global batch.
 
     Args:
         num_classes: number of identities.
@@ -44,21 +47,29 @@ class CenterLoss(keras.layers.Layer):
             shape=(self.num_classes, embeddings_shape[-1]),
             initializer="zeros",
             trainable=False,
+            # Every replica computes the same update from all-reduced sums.
+            aggregation="only_first_replica",
         )
 
     def call(self, inputs, training=None):
         embeddings, labels = split_inputs(inputs)
         if labels is None:
             raise ValueError("CenterLoss is called as layer([embeddings, labels]).")
-        self.add_loss(self.loss_and_update(embeddings, labels, training))
+        # Keras divides `add_loss` values by the number of replicas itself.
+        self.add_loss(self._loss_and_update(embeddings, labels, training))
         return embeddings
 
     def loss_and_update(self, embeddings, labels, training=False):
         """The weighted loss of a batch; on a training call, moves the centres.
 
         For models that combine losses themselves (`FaceModel.compute_loss`)
-        rather than through `add_loss`.
+        rather than through `add_loss`. Like a Keras `Loss`, the value is
+        divided by the number of `tf.distribute` replicas, so that it adds to
+        the compiled loss and the replicas' gradients sum to the global ones.
         """
+        return scale_for_replicas(self._loss_and_update(embeddings, labels, training))
+
+    def _loss_and_update(self, embeddings, labels, training):
         check_rank(embeddings.shape, 2, type(self).__name__)
         check_labels(labels, self.num_classes, type(self).__name__)
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
@@ -82,8 +93,13 @@ class CenterLoss(keras.layers.Layer):
 
 
 def center_update(offsets, labels, num_classes):
-    """sum_{i: y_i = j} (c_j - x_i) / (1 + n_j) for every class j (no gradient)."""
+    """sum_{i: y_i = j} (c_j - x_i) / (1 + n_j) for every class j (no gradient).
+
+    The sums and counts run over the global batch: under `tf.distribute` they
+    are summed over the replicas (one all-reduce of both).
+    """
     offsets = ops.stop_gradient(offsets)
-    sums = ops.segment_sum(offsets, labels, num_segments=num_classes)
-    counts = ops.segment_sum(ops.ones_like(labels, dtype=offsets.dtype), labels, num_segments=num_classes)
-    return sums / (1.0 + ops.expand_dims(counts, 1))
+    ones = ops.ones((ops.shape(labels)[0], 1), dtype=offsets.dtype)
+    totals = all_reduce_sum(ops.segment_sum(ops.concatenate([offsets, ones], axis=1), labels, num_segments=num_classes))
+    sums, counts = totals[:, :-1], totals[:, -1:]
+    return sums / (1.0 + counts)

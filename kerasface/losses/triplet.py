@@ -1,8 +1,15 @@
-"""Triplet losses with online mining over the batch (FaceNet and after)."""
+"""Triplet losses with online mining over the batch (FaceNet and after).
+
+Under a `tf.distribute` strategy each replica mines within its own slice of
+the global batch, and the loss is the mean over replicas. With `gather=True`
+the loss classes gather the embeddings and labels of every replica first and
+mine over the whole global batch, as one device would.
+"""
 
 import keras
 from keras import ops
 
+from kerasface.distribute.replicas import all_gather, scale_for_replicas
 from kerasface.losses.base import FunctionLoss
 from kerasface.losses.distances import DISTANCES, pairwise_distances
 
@@ -98,11 +105,25 @@ def _check(margin, distance, where):
 
 
 class _TripletLoss(FunctionLoss):
-    """A loss `fn(labels, embeddings, margin, distance, ...)` as a Keras `Loss`."""
+    """A loss `fn(labels, embeddings, margin, distance, ...)` as a Keras `Loss`.
 
-    def __init__(self, margin, distance, reduction="sum_over_batch_size", name=None, **settings):
+    `gather=True` mines over the embeddings of all `tf.distribute` replicas
+    (a no-op on one replica and on JAX, whose arrays are global already).
+    """
+
+    def __init__(self, margin, distance, gather=False, reduction="sum_over_batch_size", name=None, **settings):
         _check(margin, distance, type(self).__name__)
         super().__init__(reduction, name, margin=float(margin), distance=distance, **settings)
+        self.gather = bool(gather)
+
+    def call(self, y_true, y_pred):
+        if self.gather:
+            y_true, y_pred = all_gather(ops.reshape(y_true, (-1,))), all_gather(y_pred)
+        # Keras divides only non-scalar losses by the number of replicas; these are scalars.
+        return scale_for_replicas(super().call(y_true, y_pred))
+
+    def get_config(self):
+        return {**super().get_config(), "gather": self.gather}
 
 
 @keras.saving.register_keras_serializable(package="kerasface")
@@ -112,6 +133,9 @@ class TripletSemiHardLoss(_TripletLoss):
     Args:
         margin: the triplet margin `alpha`. Defaults to `1.0` (FaceNet used 0.2).
         distance: `"l2"`, `"squared_l2"` or `"angular"` (1 - cosine).
+        gather: under `tf.distribute`, mine over the global batch (all
+            replicas' embeddings) rather than each replica's slice.
+            Defaults to `False`.
 
     Reference:
         - [Schroff et al., 2015](https://arxiv.org/abs/1503.03832)
@@ -119,8 +143,15 @@ class TripletSemiHardLoss(_TripletLoss):
 
     fn = staticmethod(triplet_semihard_loss)
 
-    def __init__(self, margin=1.0, distance="l2", reduction="sum_over_batch_size", name="triplet_semihard_loss"):
-        super().__init__(margin, distance, reduction=reduction, name=name)
+    def __init__(
+        self,
+        margin=1.0,
+        distance="l2",
+        gather=False,
+        reduction="sum_over_batch_size",
+        name="triplet_semihard_loss",
+    ):
+        super().__init__(margin, distance, gather, reduction=reduction, name=name)
 
 
 @keras.saving.register_keras_serializable(package="kerasface")
@@ -134,9 +165,15 @@ class TripletHardLoss(_TripletLoss):
     fn = staticmethod(triplet_hard_loss)
 
     def __init__(
-        self, margin=1.0, soft=False, distance="l2", reduction="sum_over_batch_size", name="triplet_hard_loss"
+        self,
+        margin=1.0,
+        soft=False,
+        distance="l2",
+        gather=False,
+        reduction="sum_over_batch_size",
+        name="triplet_hard_loss",
     ):
-        super().__init__(margin, distance, reduction=reduction, name=name, soft=bool(soft))
+        super().__init__(margin, distance, gather, reduction=reduction, name=name, soft=bool(soft))
 
 
 @keras.saving.register_keras_serializable(package="kerasface")
@@ -145,8 +182,15 @@ class TripletBatchAllLoss(_TripletLoss):
 
     fn = staticmethod(triplet_batch_all_loss)
 
-    def __init__(self, margin=0.2, distance="l2", reduction="sum_over_batch_size", name="triplet_batch_all_loss"):
-        super().__init__(margin, distance, reduction=reduction, name=name)
+    def __init__(
+        self,
+        margin=0.2,
+        distance="l2",
+        gather=False,
+        reduction="sum_over_batch_size",
+        name="triplet_batch_all_loss",
+    ):
+        super().__init__(margin, distance, gather, reduction=reduction, name=name)
 
 
 @keras.saving.register_keras_serializable(package="kerasface")
