@@ -16,9 +16,7 @@ from kerasface.losses.distances import DISTANCES, pairwise_distances
 
 def _prepare(labels, embeddings, distance):
     if len(embeddings.shape) != 2:
-        raise ValueError(
-            f"Triplet losses expect embeddings of rank 2 (batch, dim). Received shape {embeddings.shape}."
-        )
+        raise ValueError(f"Triplet losses expect embeddings of rank 2 (batch, dim). Received shape {embeddings.shape}.")
     labels = ops.reshape(labels, (-1,))
     embeddings = ops.cast(embeddings, "float32")
     distances = pairwise_distances(embeddings, distance)

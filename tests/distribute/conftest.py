@@ -15,20 +15,23 @@ TIMEOUT_S = 240
 
 
 def program_env(backend, **extra):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT), **extra)
-    env.pop("TF_CONFIG", None)
-    return env
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_CONFIG", "XLA_FLAGS")}
+    return {**env, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **extra}
 
 
-def start(mode, out, env):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.distribute.programs", mode, str(out)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def start(mode, out, env, log_name=None):
+    """Starts `programs.py MODE OUT`; its output goes to `OUT/<log_name or mode>.log` (a pipe could fill up)."""
+    log = out / f"{log_name or mode}.log"
+    with open(log, "w") as stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.distribute.programs", mode, str(out)],
+            cwd=ROOT,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+        )
+    process.log = log
+    return process
 
 
 def finish(processes, mode, timeout=TIMEOUT_S):
@@ -37,18 +40,20 @@ def finish(processes, mode, timeout=TIMEOUT_S):
     try:
         for process in processes:
             try:
-                output, _ = process.communicate(timeout=max(deadline - time.monotonic(), 1))
+                process.wait(timeout=max(deadline - time.monotonic(), 1))
             except subprocess.TimeoutExpired:
-                process.kill()
-                output, _ = process.communicate()
-                pytest.fail(f"{mode} ran past {timeout} s:\n{output[-3000:]}")
+                pytest.fail(f"{mode} ran past {timeout} s:\n{process.log.read_text()[-3000:]}")
             if process.returncode != 0:
-                pytest.fail(f"{mode} exited with {process.returncode}:\n{output[-3000:]}")
+                pytest.fail(f"{mode} exited with {process.returncode}:\n{process.log.read_text()[-3000:]}")
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        stop(processes)
+
+
+def stop(processes):
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def free_ports(count):
@@ -69,22 +74,22 @@ def mirrored_runs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def multi_worker_runs(mirrored_runs):
-    """Two workers on the loopback address, starting from the single-device run's weights."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    workers = []
-    for index in range(2):
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env = program_env("tensorflow")
-        env["TF_CONFIG"] = config
-        workers.append(start("multi_worker", mirrored_runs, env))
-    finish(workers, "multi_worker")
-    return mirrored_runs
-
-
-@pytest.fixture(scope="session")
 def jax_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("jax")
     env = program_env("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     finish([start("jax", out, env)], "jax")
     return out
+
+
+@pytest.fixture(scope="session")
+def multi_worker_runs(mirrored_runs):
+    """Two workers on the loopback address, starting from the single-device run's weights."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = program_env(
+            "tensorflow", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        )
+        workers.append(start("multi_worker", mirrored_runs, env, log_name=f"worker{index}"))
+    finish(workers, "multi_worker")
+    return mirrored_runs

@@ -15,7 +15,9 @@ def test_two_replicas_train_like_one_device(mirrored_runs, run):
     # "center": SphereFace head + centre loss; "triplet": per-replica mining against its
     # one-device equivalent (the mean of the halves' losses); "triplet_gather": the global batch.
     assert_same_training(
-        mirrored_runs / f"{run}_one_device.npz", mirrored_runs / f"{run}_mirrored.npz", mirrored_runs / f"{run}_initial.npz"
+        mirrored_runs / f"{run}_one_device.npz",
+        mirrored_runs / f"{run}_mirrored.npz",
+        mirrored_runs / f"{run}_initial.npz",
     )
 
 
@@ -27,7 +29,9 @@ def test_sphereface_counter_advances_once_per_step(mirrored_runs):
 
 def test_gathered_and_per_replica_mining_differ(mirrored_runs):
     # Same initial weights and images: mining over halves is another loss.
-    per_replica, gathered = (load(mirrored_runs / f"{run}_mirrored.npz")["loss"][0] for run in ("triplet", "triplet_gather"))
+    per_replica, gathered = (
+        load(mirrored_runs / f"{run}_mirrored.npz")["loss"][0] for run in ("triplet", "triplet_gather")
+    )
     assert abs(per_replica - gathered) > 1e-3
 
 
@@ -61,6 +65,8 @@ def test_triplet_gather_mines_the_global_batch(mirrored_runs):
     half = len(x) // 2
     global_loss = naive_semihard(y, x, TRIPLET_MARGIN)
     np.testing.assert_allclose(calls["triplet_gather"], [global_loss / 2] * 2, rtol=1e-5)
-    halves = [naive_semihard(y[i * half : (i + 1) * half], x[i * half : (i + 1) * half], TRIPLET_MARGIN) for i in (0, 1)]
+    halves = [
+        naive_semihard(y[i * half : (i + 1) * half], x[i * half : (i + 1) * half], TRIPLET_MARGIN) for i in (0, 1)
+    ]
     np.testing.assert_allclose(calls["triplet"], np.array(halves) / 2, rtol=1e-5)
     assert abs(sum(halves) / 2 - global_loss) > 0.05
