@@ -123,39 +123,39 @@ def run_worker(num_classes, sample_rate, steps, backend):
     """`measure` in a fresh interpreter, so that each peak is its own."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, __file__, "--worker", str(num_classes), str(sample_rate), "--steps", str(steps)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reason = "killed, out of memory?" if done.returncode == -9 else done.stderr.strip().splitlines()[-1:]
         return {"error": f"exit {done.returncode}: {reason}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row["transient_mib"] = row["peak_mib"] - row["setup_mib"]
+    return row
+
+
+def ratio(row, full, key):
+    """`row[key]` over the full head's, as a table cell."""
+    return f"{row[key] / full[key]:>8.2f}" if full else f"{'-':>8}"
 
 
 def table(rows):
+    """Rows `((num_classes, rate), measurements)`, each rate-1.0 row first among its class count."""
     header = (
         f"{'classes':>9}{'rate':>6}{'sampled':>9}{'step s':>9}{'x full':>8}{'setup MiB':>11}"
         f"{'peak MiB':>10}{'x full':>8}{'peak-setup':>12}{'x full':>8}{'loss first->last':>20}"
     )
     lines = [header]
-    full = {}
+    full_rows = {}
     for (num_classes, rate), row in rows:
         if "error" in row:
             lines.append(f"{num_classes:>9}{rate:>6}  {row['error']}")
             continue
         if rate == 1.0:
-            full[num_classes] = row
-        base = full.get(num_classes)
-        transient = row["peak_mib"] - row["setup_mib"]
-
-        def ratio(value, key):
-            if base is None:
-                return f"{'-':>8}"
-            reference = base[key] if key != "transient" else base["peak_mib"] - base["setup_mib"]
-            return f"{value / reference:>8.2f}"
-
+            full_rows[num_classes] = row
+        full = full_rows.get(num_classes)
         lines.append(
-            f"{num_classes:>9}{rate:>6}{row['num_sampled']:>9}{row['step_s']:>9.3f}{ratio(row['step_s'], 'step_s')}"
-            f"{row['setup_mib']:>11.0f}{row['peak_mib']:>10.0f}{ratio(row['peak_mib'], 'peak_mib')}"
-            f"{transient:>12.0f}{ratio(transient, 'transient')}"
+            f"{num_classes:>9}{rate:>6}{row['num_sampled']:>9}{row['step_s']:>9.3f}{ratio(row, full, 'step_s')}"
+            f"{row['setup_mib']:>11.0f}{row['peak_mib']:>10.0f}{ratio(row, full, 'peak_mib')}"
+            f"{row['transient_mib']:>12.0f}{ratio(row, full, 'transient_mib')}"
             f"{row['first_loss']:>11.2f} -> {row['last_loss']:<5.2f}"
         )
     return "\n".join(lines)

@@ -118,6 +118,7 @@ def test_every_positive_is_sampled_first_and_negatives_are_uniform():
         positives = np.unique(y)
         assert classes.shape == (100,) and len(np.unique(classes)) == 100
         np.testing.assert_array_equal(classes[: len(positives)], positives)
+        assert np.all(np.diff(classes[len(positives) :]) > 0)  # negatives in order too
         assert classes.min() >= 0 and classes.max() < 1000
         np.testing.assert_array_equal(to_numpy(head.sampled_labels(y)), np.searchsorted(positives, y))
 
@@ -247,7 +248,9 @@ def test_eval_calls_use_every_class_and_the_original_labels():
     assert sampled([x, y], training=True).shape == (5, 10)
 
 
-@pytest.mark.parametrize("rate, num_classes, num_sampled", [(0.1, 1000, 100), (0.07, 100, 7), (0.01, 10, 1), (0.5, 3, 2)])
+@pytest.mark.parametrize(
+    "rate, num_classes, num_sampled", [(0.1, 1000, 100), (0.07, 100, 7), (0.01, 10, 1), (0.5, 3, 2)]
+)
 def test_num_sampled_rounds_the_decimal_rate_up(rate, num_classes, num_sampled):
     assert heads.CosFace(num_classes, sample_rate=rate).num_sampled == num_sampled
 

@@ -64,9 +64,7 @@ class Head(keras.layers.Layer):
 
     def build(self, input_shape):
         embeddings_shape = input_shape
-        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(
-            input_shape[0], (list, tuple)
-        ):
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
             embeddings_shape = input_shape[0]
         check_rank(embeddings_shape, 2, type(self).__name__)
         if embeddings_shape[-1] is None:
@@ -126,12 +124,13 @@ class CosineMarginHead(Head):
     `scale_logits`. Without labels, or with `training=False`, the head returns
     the margin-free scaled cosines of all classes.
 
-    Partial FC (An et al., CVPR 2022): with `sample_rate < 1` a
-    training call with labels computes the logits of only
+    Partial FC (An et al., CVPR 2022): with `sample_rate < 1` a training
+    call with labels computes the logits of only
     `num_sampled = ceil(sample_rate * num_classes)` classes: every class of
     the batch, in increasing order, then other classes drawn uniformly
-    without replacement, a new draw each call. The logits then have shape
-    `(batch, num_sampled)`, and their cross-entropy against
+    without replacement (also in increasing order), a new draw each call.
+    The logits then have shape `(batch, num_sampled)`, and their
+    cross-entropy against
     `sampled_labels(labels)` is the Partial FC loss; `logits_and_labels`
     returns both (`FaceModel` trains with it, so its loss and accuracy are
     over the sampled classes). A Keras functional model compiled with the
@@ -213,21 +212,24 @@ class CosineMarginHead(Head):
     def sample_classes(self, labels):
         """The `num_sampled` classes of one Partial FC step; advances the seed.
 
-        Every class among `labels` comes first, in increasing order, then
-        classes drawn uniformly without replacement from the others: the
-        indices of the `num_sampled` largest keys, random keys below
-        `_POSITIVE_KEY` for the other classes and keys above it for the
-        batch's, larger for lower classes (`num_classes < 2**30`). Static
-        shape, so XLA compiles it once.
+        Every class among `labels`, then classes drawn uniformly without
+        replacement from the others, each part in increasing order (the
+        kernel's columns are gathered several times faster in order). The
+        draw keeps the `num_sampled` largest keys: random ones below
+        `_POSITIVE_KEY` for the other classes, `_POSITIVE_KEY` for the
+        batch's. Static shape, so XLA compiles it once.
         """
         labels = _flat_labels(labels)
         counts = ops.scatter(ops.expand_dims(labels, 1), ops.ones_like(labels), (self.num_classes,))
-        positive_keys = _POSITIVE_KEY + self.num_classes - ops.arange(self.num_classes, dtype="int32")
         random_keys = keras.random.randint(
             (self.num_classes,), 0, _POSITIVE_KEY, dtype="int32", seed=self.seed_generator
         )
-        keys = ops.where(counts > 0, positive_keys, random_keys)
-        return ops.top_k(keys, self.num_sampled)[1]
+        keys = ops.where(counts > 0, _POSITIVE_KEY, random_keys)
+        classes = ops.top_k(keys, self.num_sampled)[1]
+        # One sort orders both parts: the batch's classes shifted below zero.
+        is_positive = ops.take(counts, classes) > 0
+        shifted = ops.sort(ops.where(is_positive, classes - self.num_classes, classes))
+        return ops.where(shifted < 0, shifted + self.num_classes, shifted)
 
     def sampled_labels(self, labels):
         """Each label's column in the sampled logits: how many distinct
@@ -264,7 +266,7 @@ class CosineMarginHead(Head):
 
 
 # Keys of `sample_classes`: random ones lie in [0, _POSITIVE_KEY), the batch's above.
-_POSITIVE_KEY = 2**30
+_POSITIVE_KEY = 2**31 - 1
 
 
 def _flat_labels(labels):
