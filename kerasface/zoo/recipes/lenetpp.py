@@ -3,6 +3,9 @@
 The centre-loss paper trains on MNIST; these recipes are measured here on
 Fashion-MNIST (same 28x28 grey format, installable offline), and the margin
 settings are ours: no paper trained CosFace or ArcFace on 2-d features.
+The heads on normalised features train with Adam: with SGD at 0.01 their 2-d
+features hardly move in a short run (10k images x 3 epochs: NormFace 10 %,
+ArcFace 11 % test accuracy; Adam 1e-3: 43 %, 53 %).
 """
 
 from kerasface.zoo.recipe import SPHEREFACE, Recipe
@@ -61,16 +64,23 @@ def lenetpp_sphereface():
     )
 
 
+ADAM = dict(
+    optimizer="adam",
+    optimizer_args={},
+    schedule_args={"unit": "epoch", "boundaries": [12, 16], "values": [1e-3, 1e-4, 1e-5]},
+)
+
+
 @register
 def lenetpp_normface():
-    return _lenetpp("lenetpp_normface", "normface", head_args={"scale": 16.0})
+    return _lenetpp("lenetpp_normface", "normface", head_args={"scale": 16.0}, **ADAM)
 
 
 @register
 def lenetpp_cosface():
-    return _lenetpp("lenetpp_cosface", "cosface", head_args={"scale": 16.0, "margin": 0.2})
+    return _lenetpp("lenetpp_cosface", "cosface", head_args={"scale": 16.0, "margin": 0.2}, **ADAM)
 
 
 @register
 def lenetpp_arcface():
-    return _lenetpp("lenetpp_arcface", "arcface", head_args={"scale": 16.0, "margin": 0.3})
+    return _lenetpp("lenetpp_arcface", "arcface", head_args={"scale": 16.0, "margin": 0.3}, **ADAM)
