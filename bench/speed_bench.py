@@ -6,16 +6,20 @@ loading and per-step Python overhead count, while the first step of every fit
 (tracing, iterator start-up) does not. Each framework runs in its own worker
 process (a process has one Keras backend) and the workers take turns: every
 round measures each case once, in the same order, so that all of them share
-the machine's load. A case's speed is its median step over all rounds.
+the machine's load. A case's speed is its median step over all rounds; the
+table also gives the median process CPU time of a step (all threads), which
+other programs on a shared machine disturb less than the wall clock.
 
 Groups (`--groups`):
-    lenetpp   LeNet++ at batch 128: PyTorch, Keras/TF with and without XLA,
-              Keras/JAX; softmax and softmax + centre loss (the recipes).
+    lenetpp   LeNet++ at batch 128: PyTorch (NCHW and channels_last),
+              Keras/TF with and without XLA, Keras/JAX; the lenetpp_softmax
+              and lenetpp_center recipes. Ratio: images/s over the faster
+              PyTorch layout.
     sphere    sphereface20 (A-Softmax, 10,572 classes) at batch 32 against
               PyTorch sphere20a with sphereface_pytorch's AngleLinear.
     heads     every head at 10,000 classes on a fixed 512-d input (the
               embedder is a reshape), plus softmax + centre loss: step time
-              and the ratio to plain softmax.
+              over plain softmax's, at batch 128 and 512 (TF), 128 (XLA, JAX).
     precision float32 against mixed_bfloat16 (CPU) / mixed_float16 (GPU).
 
 Usage:
@@ -64,11 +68,12 @@ class Case:
     jit_compile: bool | None = None
     policy: str = "float32"
     center_loss_weight: float = 0.0
+    channels_last: bool = False
 
     @property
     def label(self):
         if self.framework == "torch":
-            return f"PyTorch {self.name}"
+            return f"PyTorch {self.name}" + (" channels_last" if self.channels_last else "")
         parts = [f"Keras/{'TF' if self.framework == 'tensorflow' else 'JAX'}", self.name]
         if self.center_loss_weight and self.kind == "head":
             parts.append("+ centre")
@@ -89,6 +94,7 @@ def cases(groups, steps, sphere_steps, accelerator):
             torch_name = "lenetpp_center" if weight else "lenetpp"
             found += [
                 Case("lenetpp", "torch", "torch", torch_name, 128, steps),
+                Case("lenetpp", "torch", "torch", torch_name, 128, steps, channels_last=True),
                 Case("lenetpp", "tensorflow", "recipe", recipe, 128, steps, jit_compile=False),
                 Case("lenetpp", "tensorflow", "recipe", recipe, 128, steps, jit_compile=True),
                 Case("lenetpp", "jax", "recipe", recipe, 128, steps),
@@ -96,14 +102,18 @@ def cases(groups, steps, sphere_steps, accelerator):
     if "sphere" in groups:
         found += [
             Case("sphere", "torch", "torch", "sphere20a", 32, sphere_steps),
+            Case("sphere", "torch", "torch", "sphere20a", 32, sphere_steps, channels_last=True),
             Case("sphere", "tensorflow", "recipe", "sphereface20", 32, sphere_steps, jit_compile=False),
             Case("sphere", "tensorflow", "recipe", "sphereface20", 32, sphere_steps, jit_compile=True),
             Case("sphere", "jax", "recipe", "sphereface20", 32, sphere_steps),
         ]
     if "heads" in groups:
-        for framework, jit in (("tensorflow", False), ("tensorflow", True), ("jax", None)):
-            found += [Case("heads", framework, "head", head, 128, steps * 2, jit_compile=jit) for head in HEADS]
-            found.append(Case("heads", framework, "head", "softmax", 128, steps * 2, jit, center_loss_weight=0.003))
+        setups = [("tensorflow", False, 128), ("tensorflow", False, 512), ("tensorflow", True, 128), ("jax", None, 128)]
+        for framework, jit, batch_size in setups:
+            found += [Case("heads", framework, "head", head, batch_size, steps * 2, jit) for head in HEADS]
+            found.append(
+                Case("heads", framework, "head", "softmax", batch_size, steps * 2, jit, center_loss_weight=0.003)
+            )
     if "precision" in groups:
         for policy in ("float32", low_precision):
             found += [
@@ -123,7 +133,11 @@ class Worker:
 
     def __init__(self, framework):
         env = dict(os.environ)
-        if framework != "torch":
+        if framework == "torch":
+            # GNU OpenMP threads spin while waiting; on a shared machine that
+            # costs PyTorch up to half its speed. Passive waiting is the stricter baseline.
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        else:
             env["KERAS_BACKEND"] = framework
         self.process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", framework],
@@ -173,7 +187,8 @@ def describe_worker(framework):
 
         gpu = torch.cuda.is_available()
         device = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
-        return {"hardware": f"torch {torch.__version__} on {device}", "accelerator": gpu}
+        waiting = f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+        return {"hardware": f"torch {torch.__version__} on {device}, {waiting}", "accelerator": gpu}
     import keras
     from hardware import describe
 
@@ -206,17 +221,20 @@ def measure_torch(case, models):
             weight = 0.1 if case.name == "lenetpp_center" else 0.0
             trainer, shape, classes = torch_reference.lenetpp(center_loss_weight=weight), (1, 28, 28), 10
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        trainer.to(device)
+        trainer.to(device, torch.channels_last if case.channels_last else torch.contiguous_format)
         images, labels = synthetic(shape, classes, case.batch_size * case.steps)
         data = torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
         trainer.fit(*data, case.batch_size, 2)
         models[case] = trainer, data
     trainer, (images, labels) = models[case]
-    ends = []
-    loss = trainer.fit(
-        images, labels, case.batch_size, case.steps, on_step_end=lambda: ends.append(time.perf_counter())
-    )
-    return {"step_seconds": step_seconds(ends), "loss": loss}
+    ends, cpu_ends = [], []
+
+    def on_step_end():
+        ends.append(time.perf_counter())
+        cpu_ends.append(time.process_time())
+
+    loss = trainer.fit(images, labels, case.batch_size, case.steps, on_step_end=on_step_end)
+    return {"step_seconds": step_seconds(ends), "cpu_seconds": step_seconds(cpu_ends), "loss": loss}
 
 
 def measure_keras(case, models):
@@ -239,7 +257,11 @@ def measure_keras(case, models):
     model, images, labels = models[case]
     timer = step_timer()
     history = model.fit(images, labels, batch_size=case.batch_size, epochs=1, verbose=0, callbacks=[timer])
-    return {"step_seconds": step_seconds(timer.ends), "loss": history.history["loss"][-1]}
+    return {
+        "step_seconds": step_seconds(timer.ends),
+        "cpu_seconds": step_seconds(timer.cpu_ends),
+        "loss": history.history["loss"][-1],
+    }
 
 
 def build_keras(case):
@@ -276,10 +298,12 @@ def step_timer():
     class StepTimer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.ends = []
+            self.cpu_ends = []
 
         def on_train_batch_end(self, batch, logs=None):
             float(logs["loss"])  # JAX dispatches asynchronously: wait for the step
             self.ends.append(time.perf_counter())
+            self.cpu_ends.append(time.process_time())
 
     return StepTimer()
 
@@ -294,95 +318,100 @@ def run(args):
         hardware = {name: worker.request({"describe": True}) for name, worker in workers.items()}
         accelerator = any(found["accelerator"] for found in hardware.values())
         todo = cases(args.groups, args.steps, args.sphere_steps, accelerator)
-        print(f"CPU: {cpu_description()}")
-        for name, found in hardware.items():
-            print(f"  {name}: {found['hardware']}")
-        steps = {case: [] for case in todo}
-        losses = {}
+        load_before = os.getloadavg()[0]
+        replies = {case: [] for case in todo}
         for round_index in range(args.rounds):
             start = time.perf_counter()
             for case in todo:
-                reply = workers[case.framework].request({"case": dataclasses.asdict(case)})
-                steps[case] += reply["step_seconds"]
-                losses[case] = reply["loss"]
+                replies[case].append(workers[case.framework].request({"case": dataclasses.asdict(case)}))
             print(f"round {round_index + 1}/{args.rounds}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     finally:
         for worker in workers.values():
             worker.close()
-    rows = [summarise(case, steps, losses) for case in todo]
-    print_table(rows, args)
+    print(f"CPU: {cpu_description()}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    for name, found in hardware.items():
+        print(f"  {name}: {found['hardware']}")
+    rows = [summarise(case, replies[case]) for case in todo]
+    print_table(rows, args.groups)
     if args.json:
         with open(args.json, "w") as file:
-            json.dump({"hardware": hardware, "cpu": cpu_description(), "rows": rows}, file, indent=2, default=str)
+            json.dump({"cpu": cpu_description(), "hardware": hardware, "rows": rows}, file, indent=2)
 
 
 def cpu_description():
     from hardware import cpu_name
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu_name()}, {cores} cores, load average {os.getloadavg()[0]:.1f} at the end"
+    return f"{cpu_name()}, {cores} cores"
 
 
-def summarise(case, steps, losses):
-    seconds = statistics.median(steps[case])
+def summarise(case, replies):
+    """Median wall-clock and process-CPU step times of a case over all its rounds."""
+    wall = [seconds for reply in replies for seconds in reply["step_seconds"]]
+    cpu = [seconds for reply in replies for seconds in reply["cpu_seconds"]]
     return {
         **dataclasses.asdict(case),
         "label": case.label,
-        "step_ms": 1000 * seconds,
-        "images_per_s": case.batch_size / seconds,
-        "spread": f"{1000 * min(steps[case]):.0f}-{1000 * max(steps[case]):.0f}",
-        "samples": len(steps[case]),
-        "loss": losses[case],
+        "step_ms": 1000 * statistics.median(wall),
+        "cpu_ms": 1000 * statistics.median(cpu),
+        "images_per_s": case.batch_size / statistics.median(wall),
+        "wall_range_ms": [1000 * min(wall), 1000 * max(wall)],
+        "steps_timed": len(wall),
+        "last_loss": replies[-1]["loss"],
     }
 
 
-def reference_for(row, rows):
-    """The row a row is compared with: PyTorch for networks, plain softmax for heads."""
-    same_setup = [r for r in rows if r["group"] == row["group"]]
+TORCH_NAMES = {"lenetpp_softmax": "lenetpp", "lenetpp_center": "lenetpp_center", "sphereface20": "sphere20a"}
+
+
+def baseline(row, rows):
+    """What a row is compared with, and how it is named in the table.
+
+    Networks: the faster PyTorch layout (NCHW or channels_last) of the same
+    network. Heads: plain softmax with the same backend, XLA setting and batch.
+    Precision: the same case in float32.
+    """
     if row["group"] == "heads":
-        matches = [
-            r
-            for r in same_setup
-            if r["framework"] == row["framework"]
-            and r["jit_compile"] == row["jit_compile"]
-            and r["name"] == "softmax"
-            and not r["center_loss_weight"]
-        ]
-        return matches[0], "softmax"
+        keys = ("framework", "jit_compile", "batch_size")
+        found = [r for r in rows if r["group"] == "heads" and r["name"] == "softmax" and not r["center_loss_weight"]]
+        found = [r for r in found if all(r[key] == row[key] for key in keys)]
+        return (found[0], "softmax") if found and found[0] is not row else (None, "")
     if row["group"] == "precision":
-        matches = [
-            r
-            for r in same_setup
-            if (r["framework"], r["name"], r["kind"]) == (row["framework"], row["name"], row["kind"])
-            and r["policy"] == "float32"
-        ]
-        return matches[0], "float32"
-    torch_name = {"lenetpp_softmax": "lenetpp", "lenetpp_center": "lenetpp_center", "sphereface20": "sphere20a"}
-    matches = [
-        r for r in same_setup if r["framework"] == "torch" and r["name"] == torch_name.get(row["name"], row["name"])
-    ]
-    return (matches[0], "PyTorch") if matches else (None, "")
+        keys = ("framework", "kind", "name")
+        found = [r for r in rows if r["group"] == "precision" and r["policy"] == "float32"]
+        found = [r for r in found if all(r[key] == row[key] for key in keys)]
+        return (found[0], "float32") if found and found[0] is not row else (None, "")
+    torch_name = TORCH_NAMES.get(row["name"])
+    found = [r for r in rows if r["group"] == row["group"] and r["framework"] == "torch" and r["name"] == torch_name]
+    if not found or row["framework"] == "torch":
+        return None, ""
+    return max(found, key=lambda r: r["images_per_s"]), "the faster PyTorch"
 
 
-def print_table(rows, args):
-    header = f"{'case':46s} {'batch':>5s} {'images/s':>9s} {'ms/step':>8s} {'min-max ms':>13s} {'n':>3s}  ratio"
-    for group in args.groups:
+def print_table(rows, groups):
+    for group in groups:
         group_rows = [r for r in rows if r["group"] == group]
         if not group_rows:
             continue
+        per_step = group in ("heads", "precision")
+        ratio_header = "wall, CPU time / baseline" if per_step else "images/s / baseline"
         print(f"\n== {group} ==")
-        print(header)
+        print(
+            f"{'case':48s} {'batch':>5s} {'images/s':>9s} {'ms/step':>8s} {'CPU ms':>8s} "
+            f"{'wall range':>11s} {'n':>3s}  {ratio_header}"
+        )
         for row in group_rows:
-            reference, against = reference_for(row, rows)
+            reference, name = baseline(row, rows)
             ratio = ""
-            if reference is not None and reference is not row:
-                if group == "heads" or group == "precision":
-                    ratio = f"{row['step_ms'] / reference['step_ms']:.3f} x the step time of {against}"
-                else:
-                    ratio = f"{row['images_per_s'] / reference['images_per_s']:.2f} x the images/s of {against}"
+            if reference is not None and per_step:
+                wall, cpu = row["step_ms"] / reference["step_ms"], row["cpu_ms"] / reference["cpu_ms"]
+                ratio = f"{wall:.3f}, {cpu:.3f} x {name}"
+            elif reference is not None:
+                ratio = f"{row['images_per_s'] / reference['images_per_s']:.2f} x {name}"
+            low, high = row["wall_range_ms"]
             print(
-                f"{row['label']:46s} {row['batch_size']:5d} {row['images_per_s']:9.1f} {row['step_ms']:8.1f} "
-                f"{row['spread']:>13s} {row['samples']:3d}  {ratio}"
+                f"{row['label']:48s} {row['batch_size']:5d} {row['images_per_s']:9.1f} {row['step_ms']:8.1f} "
+                f"{row['cpu_ms']:8.1f} {f'{low:.0f}-{high:.0f}':>11s} {row['steps_timed']:3d}  {ratio}"
             )
 
 

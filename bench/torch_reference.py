@@ -169,15 +169,19 @@ class Trainer:
         self.center_loss = center_loss
         parameters = list(backbone.parameters()) + list(head.parameters())
         self.optimizer = torch.optim.SGD(parameters, lr=learning_rate, momentum=0.9, weight_decay=5e-4)
+        self.memory_format = torch.contiguous_format
 
-    def to(self, device):
+    def to(self, device, memory_format=torch.contiguous_format):
+        """Moves the model; `torch.channels_last` stores images and filters as NHWC (faster with oneDNN)."""
         for module in (self.backbone, self.head, self.loss, self.center_loss):
             if module is not None:
                 module.to(device)
+        self.backbone.to(memory_format=memory_format)
+        self.memory_format = memory_format
 
     def step(self, images, labels):
         self.optimizer.zero_grad(set_to_none=True)
-        embeddings = self.backbone(images)
+        embeddings = self.backbone(images.contiguous(memory_format=self.memory_format))
         loss = self.loss(self.head(embeddings), labels)
         if self.center_loss is not None:
             loss = loss + self.center_loss(embeddings, labels)
