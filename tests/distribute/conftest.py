@@ -81,15 +81,18 @@ def jax_runs(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def multi_worker_runs(mirrored_runs):
-    """Two workers on the loopback address, starting from the single-device run's weights."""
+def run_workers(mode, out, timeout=TIMEOUT_S):
+    """Runs `mode` as the two workers of a cluster on the loopback address."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
-        env = program_env(
-            "tensorflow", TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        )
-        workers.append(start("multi_worker", mirrored_runs, env, log_name=f"worker{index}"))
-    finish(workers, "multi_worker")
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        workers.append(start(mode, out, program_env("tensorflow", TF_CONFIG=config), log_name=f"{mode}_worker{index}"))
+    finish(workers, mode, timeout)
+
+
+@pytest.fixture(scope="session")
+def multi_worker_runs(mirrored_runs):
+    """Two workers starting from the single-device run's weights."""
+    run_workers("multi_worker", mirrored_runs)
     return mirrored_runs

@@ -183,6 +183,46 @@ def multi_worker(out):
     save(model, out / f"center_worker{index}.npz", loss=np.array([entry["loss"] for entry in logs]))
 
 
+def every_recipe(path, strategy, train_step):
+    """One step of every zoo recipe at the zoo tests' small sizes; writes each recipe's loss to `path`."""
+    from kerasface import zoo
+    from tests.zoo.test_zoo import tiny, toy_images
+
+    losses = {}
+    for name in zoo.names():
+        with strategy.scope():
+            model = tiny(name)
+        images, labels = toy_images(4, model.input_shape_hw)
+        losses[name] = train_step(model, images, labels)
+    path.write_text(json.dumps(losses))
+
+
+def every_recipe_mirrored(out):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    def fit_step(model, images, labels):
+        return model.fit(images, labels, batch_size=len(images), verbose=0).history["loss"][0]
+
+    every_recipe(out / "every_recipe_mirrored.json", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), fit_step)
+
+
+def every_recipe_workers(out):
+    import tensorflow as tf
+
+    from kerasface.distribute import train_on_workers
+
+    def worker_step(model, images, labels):
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images))
+        return train_on_workers(model, dataset)[0]["loss"]
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    every_recipe(out / f"every_recipe_worker{index}.json", strategy, worker_step)
+
+
 def jax(out):
     """One device, `DataParallel` and the class-sharded head on two XLA host devices (`XLA_FLAGS` set by the test).
 
@@ -216,7 +256,13 @@ def jax(out):
     np.save(out / "jax_embeddings.npy", model.predict(probe, verbose=0))
 
 
-MODES = {"mirrored": mirrored, "multi_worker": multi_worker, "jax": jax}
+MODES = {
+    "mirrored": mirrored,
+    "multi_worker": multi_worker,
+    "jax": jax,
+    "every_recipe_mirrored": every_recipe_mirrored,
+    "every_recipe_workers": every_recipe_workers,
+}
 
 if __name__ == "__main__":
     MODES[sys.argv[1]](Path(sys.argv[2]))
