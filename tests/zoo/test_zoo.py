@@ -120,11 +120,11 @@ def test_fashion_mnist_center_loss_beats_chance():
         (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
     except FileNotFoundError as error:
         pytest.skip(str(error))
-    model = zoo.build("lenetpp_center")
-    model.compile(keras.optimizers.Adam(2e-3))
-    model.fit(x_train[:6000], y_train[:6000], batch_size=100, epochs=3, verbose=0)
+    # The recipe's SGD, at 3x its first learning rate for this short run on a tenth of the data.
+    model = zoo.build("lenetpp_center", schedule="constant", schedule_args={"learning_rate": 0.03})
+    model.fit(x_train[:6000], y_train[:6000], batch_size=128, epochs=3, verbose=0)
     accuracy = model.evaluate(x_test[:2000], y_test[:2000], verbose=0, return_dict=True)["accuracy"]
-    assert accuracy > 0.55, accuracy  # chance is 0.10
+    assert accuracy > 0.6, accuracy  # chance is 0.10; measured 0.71
 
 
 def test_unknown_recipe_suggests_close_names():
