@@ -12,9 +12,9 @@ ones `fit` uses) over a dataset of global batches on every worker.
 def train_on_workers(model, dataset, steps=None, strategy=None):
     """Trains `model` on `dataset` (global batches of `(images, labels)`), one step per batch.
 
-    Call it on every worker with the same dataset; each worker's part of each
-    global batch is chosen by the strategy's auto-sharding (by data for
-    in-memory datasets; pass files for `FILE` sharding).
+    Call it on every worker with the same dataset; the strategy's
+    auto-sharding gives each worker its part of every global batch (by data
+    for in-memory datasets, by file for datasets that read files).
 
     Args:
         model: a compiled Keras model whose variables were created under `strategy.scope()`.
@@ -23,7 +23,8 @@ def train_on_workers(model, dataset, steps=None, strategy=None):
         strategy: defaults to the strategy the model was built under.
 
     Returns:
-        The logs of each step (`loss` and the metrics, averaged over replicas), as floats.
+        The logs after each step, as floats: `loss` and the metrics, means
+        over the replicas and over the steps so far (like one epoch of `fit`).
     """
     import tensorflow as tf
 
@@ -31,6 +32,7 @@ def train_on_workers(model, dataset, steps=None, strategy=None):
     with strategy.scope():
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
+        model.reset_metrics()
 
         @tf.function
         def step(batch):

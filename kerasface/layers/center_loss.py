@@ -99,7 +99,7 @@ def center_update(offsets, labels, num_classes):
     are summed over the replicas (one all-reduce of both).
     """
     offsets = ops.stop_gradient(offsets)
-    ones = ops.ones((ops.shape(labels)[0], 1), dtype=offsets.dtype)
+    ones = ops.ones_like(offsets[:, :1])
     totals = all_reduce_sum(ops.segment_sum(ops.concatenate([offsets, ones], axis=1), labels, num_segments=num_classes))
     sums, counts = totals[:, :-1], totals[:, -1:]
     return sums / (1.0 + counts)

@@ -1,8 +1,8 @@
 """The training runs the distribution tests compare, one process each.
 
-Run as `python -m tests.distribute.programs MODE OUT_DIR`. Each mode sets its
-devices (logical CPUs, XLA host devices, `TF_CONFIG`) before TensorFlow or
-JAX starts, which is why it needs a fresh interpreter. A run writes
+Run as `python -m tests.distribute.programs MODE OUT_DIR`. The devices
+(logical CPUs, XLA host devices, `TF_CONFIG`) are set before TensorFlow or
+JAX starts its runtime, which is why each mode needs a fresh interpreter. A run writes
 `OUT_DIR/<run>.npz`: the weights after training, keyed by variable path
 (`head/kernel`, `center_loss/centers`, ...), and `loss`, the running mean of
 the loss that Keras logs after each step.
@@ -13,7 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
+
+from kerasface import zoo
 
 GLOBAL_BATCH = 16
 STEPS = 2  # semi-hard mining on 2-d features is chaotic: float noise flips a negative by step 3
@@ -53,10 +56,6 @@ def per_replica_semihard(labels, embeddings):
 
 
 def build(run, loss="auto"):
-    import keras
-
-    from kerasface import zoo
-
     name, overrides = RUNS[run]
     keras.utils.set_random_seed(0)
     model = zoo.build(name, num_classes=NUM_CLASSES, **overrides)
@@ -64,20 +63,14 @@ def build(run, loss="auto"):
     return model
 
 
-class LossLog:
-    """A Keras callback recording the logged loss after every training step."""
+class LossLog(keras.callbacks.Callback):
+    """Records the logged loss after every training step."""
 
-    def __new__(cls):
-        import keras
+    def on_train_begin(self, logs=None):
+        self.losses = []
 
-        class _LossLog(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.losses = []
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.losses.append(float(logs["loss"]))
-
-        return _LossLog()
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))
 
 
 def train(model, path):
@@ -98,13 +91,28 @@ def load_weights(model, path):
             variable.assign(saved[variable.path])
 
 
-def mirrored(out):
-    """Each run on one device, then under MirroredStrategy on two logical CPUs, from the same weights."""
+def two_cpu_strategy():
+    """MirroredStrategy over the CPU split into two logical devices."""
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def worker_index():
+    return json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+
+
+def global_batches(images, labels, batch_size):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+
+
+def mirrored(out):
+    """Each run on one device, then under MirroredStrategy on two logical CPUs, from the same weights."""
+    strategy = two_cpu_strategy()
     for run in RUNS:
         model = build(run, loss=per_replica_semihard if run == "triplet" else "auto")
         save(model, out / f"{run}_initial.npz")
@@ -176,16 +184,12 @@ def multi_worker(out):
     with strategy.scope():
         model = build("center")
     load_weights(model, out / "center_initial.npz")
-    images, labels = toy_data()
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(GLOBAL_BATCH)
-    logs = train_on_workers(model, dataset)
-    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-    save(model, out / f"center_worker{index}.npz", loss=np.array([entry["loss"] for entry in logs]))
+    logs = train_on_workers(model, global_batches(*toy_data(), GLOBAL_BATCH))
+    save(model, out / f"center_worker{worker_index()}.npz", loss=np.array([entry["loss"] for entry in logs]))
 
 
 def every_recipe(path, strategy, train_step):
     """One step of every zoo recipe at the zoo tests' small sizes; writes each recipe's loss to `path`."""
-    from kerasface import zoo
     from tests.zoo.test_zoo import tiny, toy_images
 
     losses = {}
@@ -198,15 +202,10 @@ def every_recipe(path, strategy, train_step):
 
 
 def every_recipe_mirrored(out):
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
     def fit_step(model, images, labels):
         return model.fit(images, labels, batch_size=len(images), verbose=0).history["loss"][0]
 
-    every_recipe(out / "every_recipe_mirrored.json", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), fit_step)
+    every_recipe(out / "every_recipe_mirrored.json", two_cpu_strategy(), fit_step)
 
 
 def every_recipe_workers(out):
@@ -215,12 +214,10 @@ def every_recipe_workers(out):
     from kerasface.distribute import train_on_workers
 
     def worker_step(model, images, labels):
-        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(len(images))
-        return train_on_workers(model, dataset)[0]["loss"]
+        return train_on_workers(model, global_batches(images, labels, len(images)))[0]["loss"]
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-    every_recipe(out / f"every_recipe_worker{index}.json", strategy, worker_step)
+    every_recipe(out / f"every_recipe_worker{worker_index()}.json", strategy, worker_step)
 
 
 def jax(out):
@@ -228,8 +225,6 @@ def jax(out):
 
     Saves the head-parallel model as `.keras` with its embeddings of `toy_data(8, seed=1)`.
     """
-    import keras
-
     from kerasface.distribute import head_parallel_layout
 
     distributions = {

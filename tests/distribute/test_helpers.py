@@ -6,6 +6,8 @@ import pytest
 
 from kerasface import distribute, losses
 
+pytestmark = pytest.mark.backends
+
 
 def test_helpers_are_no_ops_on_one_replica():
     x = np.arange(6, dtype="float32").reshape(3, 2)
