@@ -17,7 +17,6 @@ Usage:
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -25,18 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+from hardware import cpu_name
+
 EMBEDDING_DIM = 512
 BATCH_SIZE = 128
-
-
-def cpu_name():
-    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def total_memory_gib():
