@@ -20,10 +20,12 @@ Groups (`--groups`):
     heads     every head at 10,000 classes on a fixed 512-d input (the
               embedder is a reshape), plus softmax + centre loss: step time
               over plain softmax's, at batch 128 and 512 (TF), 128 (XLA, JAX).
+    recipe_heads  the same comparison inside a real step: sphereface20 at
+              batch 32 with each head, and softmax + centre loss (TF).
     precision float32 against mixed_bfloat16 (CPU) / mixed_float16 (GPU).
 
 Usage:
-    python bench/speed_bench.py [--groups lenetpp sphere heads precision]
+    python bench/speed_bench.py [--groups lenetpp sphere heads recipe_heads precision]
         [--rounds 3] [--steps 8] [--sphere-steps 3] [--json out.json]
 """
 
@@ -54,9 +56,10 @@ HEADS = {
 class Case:
     """One thing to time.
 
-    `kind` is `"recipe"` (a zoo recipe on its images), `"head"` (a head alone on
-    512-d inputs) or `"torch"` (a model of `torch_reference`). `jit_compile`
-    `None` keeps the library's default; `policy` is a Keras dtype policy.
+    `kind` is `"recipe"` (a zoo recipe on its images, with `head` in place
+    of its own if given), `"head"` (the head `name` alone on 512-d inputs) or
+    `"torch"` (a model of `torch_reference`). `jit_compile` `None` keeps the
+    library's default; `policy` is a Keras dtype policy.
     """
 
     group: str
@@ -69,13 +72,16 @@ class Case:
     policy: str = "float32"
     center_loss_weight: float = 0.0
     channels_last: bool = False
+    head: str | None = None
 
     @property
     def label(self):
         if self.framework == "torch":
             return f"PyTorch {self.name}" + (" channels_last" if self.channels_last else "")
         parts = [f"Keras/{'TF' if self.framework == 'tensorflow' else 'JAX'}", self.name]
-        if self.center_loss_weight and self.kind == "head":
+        if self.head:
+            parts.append(f"head={self.head}")
+        if self.center_loss_weight:
             parts.append("+ centre")
         if self.framework == "tensorflow":
             parts.append({None: "(default)", True: "XLA", False: "no XLA"}[self.jit_compile])
@@ -114,6 +120,21 @@ def cases(groups, steps, sphere_steps, accelerator):
             found.append(
                 Case("heads", framework, "head", "softmax", batch_size, steps * 2, jit, center_loss_weight=0.003)
             )
+    if "recipe_heads" in groups:
+        heads = ("softmax", "sphereface", "cosface", "arcface")
+        found += [Case("recipe_heads", "tensorflow", "recipe", "sphereface20", 32, sphere_steps, head=h) for h in heads]
+        found.append(
+            Case(
+                "recipe_heads",
+                "tensorflow",
+                "recipe",
+                "sphereface20",
+                32,
+                sphere_steps,
+                head="softmax",
+                center_loss_weight=0.003,
+            )
+        )
     if "precision" in groups:
         for policy in ("float32", low_precision):
             found += [
@@ -272,7 +293,8 @@ def build_keras(case):
     from kerasface.zoo.face_model import HEADS as HEAD_CLASSES_BY_NAME
 
     if case.kind == "recipe":
-        model = zoo.build(case.name, steps_per_epoch=case.steps)
+        overrides = {"head": case.head, "center_loss_weight": case.center_loss_weight} if case.head else {}
+        model = zoo.build(case.name, steps_per_epoch=case.steps, **overrides)
         if case.jit_compile is not None:
             model.compile(jit_compile=case.jit_compile, steps_per_epoch=case.steps)
         return model
@@ -371,9 +393,9 @@ def baseline(row, rows):
     network. Heads: plain softmax with the same backend, XLA setting and batch.
     Precision: the same case in float32.
     """
-    if row["group"] == "heads":
-        keys = ("framework", "jit_compile", "batch_size")
-        found = [r for r in rows if r["group"] == "heads" and r["name"] == "softmax" and not r["center_loss_weight"]]
+    if row["group"] in ("heads", "recipe_heads"):
+        keys = ("group", "kind", "framework", "jit_compile", "batch_size")
+        found = [r for r in rows if head_of(r) == "softmax" and not r["center_loss_weight"]]
         found = [r for r in found if all(r[key] == row[key] for key in keys)]
         return (found[0], "softmax") if found and found[0] is not row else (None, "")
     if row["group"] == "precision":
@@ -388,12 +410,16 @@ def baseline(row, rows):
     return max(found, key=lambda r: r["images_per_s"]), "the faster PyTorch"
 
 
+def head_of(row):
+    return row["name"] if row["kind"] == "head" else row["head"]
+
+
 def print_table(rows, groups):
     for group in groups:
         group_rows = [r for r in rows if r["group"] == group]
         if not group_rows:
             continue
-        per_step = group in ("heads", "precision")
+        per_step = group in ("heads", "recipe_heads", "precision")
         ratio_header = "wall, CPU time / baseline" if per_step else "images/s / baseline"
         print(f"\n== {group} ==")
         print(
@@ -418,7 +444,7 @@ def print_table(rows, groups):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--groups", nargs="+", default=["lenetpp", "sphere", "heads", "precision"])
+    parser.add_argument("--groups", nargs="+", default=["lenetpp", "sphere", "heads", "recipe_heads", "precision"])
     parser.add_argument("--rounds", type=int, default=3, help="times each case is measured (median of all steps)")
     parser.add_argument("--steps", type=int, default=8, help="steps per LeNet++ measurement (heads take twice)")
     parser.add_argument("--sphere-steps", type=int, default=3, help="steps per sphereface20 measurement")
