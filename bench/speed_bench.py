@@ -121,9 +121,8 @@ def cases(groups, steps, sphere_steps, accelerator):
                 Case("heads", framework, "head", "softmax", batch_size, steps * 2, jit, center_loss_weight=0.003)
             )
     if "recipe_heads" in groups:
-        heads = ("softmax", "sphereface", "cosface", "arcface")
-        found += [Case("recipe_heads", "tensorflow", "recipe", "sphereface20", 32, sphere_steps, head=h) for h in heads]
-        found.append(
+        variants = [(head, 0.0) for head in ("softmax", "sphereface", "cosface", "arcface")] + [("softmax", 0.003)]
+        found += [
             Case(
                 "recipe_heads",
                 "tensorflow",
@@ -131,10 +130,11 @@ def cases(groups, steps, sphere_steps, accelerator):
                 "sphereface20",
                 32,
                 sphere_steps,
-                head="softmax",
-                center_loss_weight=0.003,
+                head=head,
+                center_loss_weight=w,
             )
-        )
+            for head, w in variants
+        ]
     if "precision" in groups:
         for policy in ("float32", low_precision):
             found += [
