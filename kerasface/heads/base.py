@@ -195,12 +195,17 @@ class CosineMarginHead(Head):
 
     def cosine_logits(self, embeddings, kernel, labels):
         """Scaled cosines to the columns of `kernel`, with the margin on
-        column `labels[i]` of row `i` unless `labels` is `None`."""
+        column `labels[i]` of row `i` unless `labels` is `None`.
+
+        The product `(x / ||x||) W` is scaled by `1 / ||W_j||` per column rather
+        than `W` normalised first: the same cosines, but the elementwise work
+        forward and backward is on the (batch, classes) product instead of the
+        (dim, classes) kernel (bench/speed_bench.py, heads group).
+        """
         embedding_norms = ops.norm(embeddings, axis=1, keepdims=True)
         kernel_norms = ops.norm(kernel, axis=0, keepdims=True)
-        cosine = ops.matmul(
-            embeddings / ops.maximum(embedding_norms, 1e-12),
-            kernel / ops.maximum(kernel_norms, 1e-12),
+        cosine = ops.matmul(embeddings / ops.maximum(embedding_norms, 1e-12), kernel) * (
+            1.0 / ops.maximum(kernel_norms, 1e-12)
         )
         if labels is not None:
             target_mask = ops.one_hot(labels, kernel.shape[-1], dtype=cosine.dtype)

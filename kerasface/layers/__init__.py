@@ -1,5 +1,5 @@
 """Layers with state of their own: the centre loss."""
 
-from kerasface.layers.center_loss import CenterLoss, center_update
+from kerasface.layers.center_loss import CenterLoss, moved_centers
 
-__all__ = ["CenterLoss", "center_update"]
+__all__ = ["CenterLoss", "moved_centers"]

@@ -2,7 +2,7 @@ import keras
 from keras import ops
 
 from kerasface._checks import check_labels, check_non_negative, check_positive_int, check_rank
-from kerasface.distribute.replicas import all_reduce_sum, scale_for_replicas
+from kerasface.distribute.replicas import all_gather, scale_for_replicas
 from kerasface.heads.base import split_inputs
 
 
@@ -16,9 +16,10 @@ class CenterLoss(keras.layers.Layer):
     centres are a non-trainable weight that gradient descent never touches;
     each training call moves them by eq. 4 of the paper:
     `c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)`.
-    Classes absent from the batch do not move. Under a `tf.distribute`
-    strategy the per-class sums and counts are summed over the replicas, so
-    the centres move as one device would move them on the global batch.
+    Classes absent from the batch do not move, and only the batch's rows
+    are written. Under a `tf.distribute` strategy the replicas' labels and
+    offsets are gathered, so the centres move as one device would move them
+    on the global batch.
 
     Args:
         num_classes: number of identities.
@@ -77,7 +78,7 @@ class CenterLoss(keras.layers.Layer):
         offsets = ops.take(centers, labels, axis=0) - ops.cast(embeddings, "float32")
         loss = self.weight * 0.5 * ops.mean(ops.sum(ops.square(offsets), axis=1))
         if training:
-            self.centers.assign(centers - self.alpha * center_update(offsets, labels, self.num_classes))
+            self.centers.assign(moved_centers(centers, offsets, labels, self.alpha))
         return loss
 
     def compute_output_shape(self, input_shape):
@@ -92,14 +93,23 @@ class CenterLoss(keras.layers.Layer):
         }
 
 
-def center_update(offsets, labels, num_classes):
-    """sum_{i: y_i = j} (c_j - x_i) / (1 + n_j) for every class j (no gradient).
+def moved_centers(centers, offsets, labels, alpha):
+    """The centres after eq. 4: `c_j - alpha sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)` (no gradient).
 
-    The sums and counts run over the global batch: under `tf.distribute` they
-    are summed over the replicas (one all-reduce of both).
+    Each sample adds its own term to its class's row (a scatter-add over the
+    batch), so the work grows with the batch, not with the number of
+    classes. Under `tf.distribute` the offsets and labels of all replicas
+    are gathered first (every replica then writes the same rows).
+
+    Args:
+        centers: the `(num_classes, dim)` centres before the step.
+        offsets: `c_{y_i} - x_i` for the batch, `(batch, dim)`.
+        labels: the batch's int32 labels, `(batch,)`.
+        alpha: the update rate.
     """
-    offsets = ops.stop_gradient(offsets)
-    ones = ops.ones_like(offsets[:, :1])
-    totals = all_reduce_sum(ops.segment_sum(ops.concatenate([offsets, ones], axis=1), labels, num_segments=num_classes))
-    sums, counts = totals[:, :-1], totals[:, -1:]
-    return sums / (1.0 + counts)
+    offsets = all_gather(ops.stop_gradient(offsets))
+    labels = all_gather(labels)
+    same_class = ops.equal(ops.expand_dims(labels, 1), ops.expand_dims(labels, 0))
+    counts = ops.sum(ops.cast(same_class, offsets.dtype), axis=1, keepdims=True)
+    moves = -alpha * offsets / (1.0 + counts)
+    return ops.scatter_update(centers, ops.expand_dims(labels, 1), moves, reduction="add")

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-# The observed gaps between one device and two are below 3e-7 (summation order).
-RTOL, ATOL = 1e-5, 1e-6
+# The observed gaps between one device and two are below 3.3e-6 (summation
+# order; JAX's two-device runs of the cosine heads reach it on LeNet++ kernels).
+RTOL, ATOL = 1e-5, 5e-6
 
 
 def load(path):
