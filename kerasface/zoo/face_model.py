@@ -3,27 +3,10 @@
 import keras
 import numpy as np
 
-from kerasface import heads, losses
 from kerasface._checks import check_labels
 from kerasface.layers import CenterLoss
-from kerasface.zoo.recipe import Recipe
+from kerasface.zoo.recipe import HEADS, METRIC_LOSSES, Recipe
 from kerasface.zoo.schedules import AnnealingLogger, make_optimizer
-
-HEADS = {
-    "softmax": heads.Softmax,
-    "lsoftmax": heads.LSoftmax,
-    "sphereface": heads.SphereFace,
-    "normface": heads.NormFace,
-    "cosface": heads.CosFace,
-    "arcface": heads.ArcFace,
-    "combined": heads.CombinedMargin,
-}
-METRIC_LOSSES = {
-    "triplet_semihard": losses.TripletSemiHardLoss,
-    "triplet_hard": losses.TripletHardLoss,
-    "triplet_batch_all": losses.TripletBatchAllLoss,
-}
-
 
 @keras.saving.register_keras_serializable(package="kerasface")
 class FaceModel(keras.Model):

@@ -3,6 +3,8 @@
 import dataclasses
 from dataclasses import dataclass, field
 
+from kerasface import heads, losses
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -22,8 +24,21 @@ IMAGENET = Preprocessing(
     "(x / 255 - ImageNet mean) / ImageNet std",
 )
 
-HEAD_NAMES = ("softmax", "lsoftmax", "sphereface", "normface", "cosface", "arcface", "combined")
-METRIC_LOSSES = ("triplet_semihard", "triplet_hard", "triplet_batch_all")
+# The names a recipe uses for its head or metric loss, and what they build.
+HEADS = {
+    "softmax": heads.Softmax,
+    "lsoftmax": heads.LSoftmax,
+    "sphereface": heads.SphereFace,
+    "normface": heads.NormFace,
+    "cosface": heads.CosFace,
+    "arcface": heads.ArcFace,
+    "combined": heads.CombinedMargin,
+}
+METRIC_LOSSES = {
+    "triplet_semihard": losses.TripletSemiHardLoss,
+    "triplet_hard": losses.TripletHardLoss,
+    "triplet_batch_all": losses.TripletBatchAllLoss,
+}
 
 
 @dataclass(frozen=True)
@@ -69,11 +84,12 @@ class Recipe:
             raise ValueError(f"{where}: input_shape must be (height, width, channels). Received: {self.input_shape}")
         if self.head is None and self.metric_loss is None:
             raise ValueError(f"{where}: needs a head or a metric_loss.")
-        if self.head is not None and self.head not in HEAD_NAMES:
-            raise ValueError(f"{where}: head must be one of {HEAD_NAMES}. Received: head={self.head!r}")
+        if self.head is not None and self.head not in HEADS:
+            raise ValueError(f"{where}: head must be one of {tuple(HEADS)}. Received: head={self.head!r}")
         if self.metric_loss is not None and self.metric_loss not in METRIC_LOSSES:
             raise ValueError(
-                f"{where}: metric_loss must be one of {METRIC_LOSSES}. Received: metric_loss={self.metric_loss!r}"
+                f"{where}: metric_loss must be one of {tuple(METRIC_LOSSES)}. "
+                f"Received: metric_loss={self.metric_loss!r}"
             )
         if self.head is not None and self.metric_loss is not None:
             raise ValueError(f"{where}: give a head or a metric_loss, not both.")
