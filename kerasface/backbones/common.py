@@ -23,6 +23,15 @@ CAFFE_XAVIER = "lecun_uniform"
 
 WEIGHT_SUFFIXES = (".weights.h5", ".keras")
 
+# PyTorch's default `nn.Linear` weights, kaiming_uniform_(a=sqrt(5)):
+# U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is VarianceScaling(1/3, fan_in,
+# uniform). Its bias is drawn from the same range (`pytorch_linear_bias`),
+# where Keras starts at zero.
+PYTORCH_LINEAR_KERNEL = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"},
+}
+
 
 # === Argument checks ===
 
@@ -93,6 +102,12 @@ def initializer_spec(class_name, **config):
     them all the same values.
     """
     return {"class_name": class_name, "config": config}
+
+
+def pytorch_linear_bias(fan_in):
+    """PyTorch's default `nn.Linear` bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / float(fan_in) ** 0.5
+    return initializer_spec("RandomUniform", minval=-bound, maxval=bound)
 
 
 def prelu(x, name):
@@ -168,20 +183,23 @@ def conv_unit(
 # === Weights ===
 
 
-def load_weights(model, weights):
-    """Loads a local `.weights.h5` or `.keras` file into `model`; nothing is downloaded."""
+def load_weights(model, weights, argument="weights"):
+    """Loads a local `.weights.h5` or `.keras` file into `model`; nothing is downloaded.
+
+    `argument` is the name of the caller's argument, for the error messages.
+    """
     if weights is None:
         return model
     path = os.fspath(weights)
     if not path.endswith(WEIGHT_SUFFIXES):
         raise ValueError(
-            f"{model.name}: weights must be None or a local file ending in "
-            f"{' or '.join(WEIGHT_SUFFIXES)}. Received: weights={weights!r}"
+            f"{model.name}: {argument} must be None or a local file ending in "
+            f"{' or '.join(WEIGHT_SUFFIXES)}. Received: {argument}={weights!r}"
         )
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"{model.name}: weights file not found (kerasface never downloads weights). "
-            f"Received: weights={weights!r}"
+            f"Received: {argument}={weights!r}"
         )
     model.load_weights(path)
     return model

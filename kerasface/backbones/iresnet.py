@@ -10,9 +10,11 @@ from kerasface.backbones.common import (
     check_dropout_rate,
     check_embedding_dim,
     check_input_shape,
+    PYTORCH_LINEAR_KERNEL,
     conv_unit,
     initializer_spec,
     load_weights,
+    pytorch_linear_bias,
 )
 
 STAGE_FILTERS = (64, 128, 256, 512)
@@ -25,10 +27,10 @@ STAGE_BLOCKS = {
     100: (3, 13, 30, 3),
 }
 
-# insightface draws every convolution from N(0, 0.1); its fully connected
-# layer keeps PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-CONV_INIT = initializer_spec("RandomNormal", stddev=0.1)
-LINEAR_INIT = initializer_spec("VarianceScaling", scale=1 / 3, mode="fan_in", distribution="uniform")
+# insightface draws every convolution from N(0, 0.1) (`nn.init.normal_(m.weight,
+# 0, 0.1)`); its fully connected layer keeps PyTorch's default init, kernel
+# and bias alike (see `common.PYTORCH_LINEAR_KERNEL`).
+CONV_INIT = initializer_spec("RandomNormal", mean=0.0, stddev=0.1)
 
 # Convolution (no bias) and batch norm, optionally PReLU: every conv of the network.
 conv_bn = functools.partial(
@@ -42,8 +44,25 @@ def iresnet(depth, input_shape=(112, 112, 3), embedding_dim=512, dropout_rate=0.
     A 3x3 conv-BN-PReLU stem (stride 1), four stages of 64, 128, 256 and 512
     filters whose first block has stride 2, each block
     BN-conv3x3-BN-PReLU-conv3x3-BN plus a shortcut (identity, or a strided
-    1x1 conv and BN), then the output layer BN-Dropout-Flatten-FC-BN. The
+    1x1 conv and BN), then the output layer BN-Flatten-Dropout-FC-BN. The
     final BN has no scale (insightface fixes its weight at 1).
+
+    Settings of insightface's `recognition/arcface_torch/backbones/
+    iresnet.py`: convolutions without bias drawn from N(0, 0.1); batch norm
+    with epsilon 1e-5 and PyTorch's momentum 0.1 (Keras' 0.9), gamma 1 and
+    beta 0; per-channel PReLU starting at 0.25; `fc` with PyTorch's default
+    `nn.Linear` init (kernel and bias uniform in +-1/sqrt(fan_in)).
+
+    For a weight converter, insightface's keys map to these layers (`_` for
+    `.`): `conv1`, `bn1` -> `conv1_bn`, `prelu` -> `conv1_prelu`; in a block
+    `layerS.I`: `bn1` -> `layerS_I_bn1`, `conv1`, `bn2` -> `layerS_I_conv1_bn`,
+    `prelu` -> `layerS_I_conv1_prelu`, `conv2`, `bn3` -> `layerS_I_conv2_bn`,
+    `downsample.0` -> `layerS_I_downsample`, `downsample.1` ->
+    `layerS_I_downsample_bn`; then `bn2`, `fc` and `features` ->
+    `embedding` (whose frozen weight of ones is dropped). PyTorch flattens
+    the last feature map in (channel, height, width) order and Keras in
+    (height, width, channel) order, so the rows of `fc.weight.T` must be
+    permuted.
 
     Parameters at 112x112x3 with a 512-d embedding (insightface's PyTorch
     count includes the 512 frozen BN weights that Keras does not create):
@@ -80,7 +99,12 @@ def iresnet(depth, input_shape=(112, 112, 3), embedding_dim=512, dropout_rate=0.
     x = keras.layers.BatchNormalization(name="bn2", **PYTORCH_BATCH_NORM)(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dropout(dropout_rate, name="dropout")(x)
-    x = keras.layers.Dense(embedding_dim, kernel_initializer=LINEAR_INIT, name="fc")(x)
+    x = keras.layers.Dense(
+        embedding_dim,
+        kernel_initializer=PYTORCH_LINEAR_KERNEL,
+        bias_initializer=pytorch_linear_bias(x.shape[-1]),
+        name="fc",
+    )(x)
     outputs = keras.layers.BatchNormalization(scale=False, name="embedding", **PYTORCH_BATCH_NORM)(x)
     model = keras.Model(inputs, outputs, name=f"iresnet{depth}")
     return load_weights(model, weights)

@@ -28,6 +28,14 @@ def lenet_plus_plus(input_shape=(28, 28, 1), embedding_dim=2, weights=None):
     (Figs. 2-3 of the paper). Layer names follow the prototxt (`conv1`,
     `conv1+` is `conv1_2`, `ip1`, ...).
 
+    Settings of `mnist_example/mnist_train_test.prototxt` (ydwen/caffe-face):
+    Caffe "xavier" weights (Keras' LeCun uniform) and zero-initialised biases
+    for every convolution and `ip1`, per-channel PReLUs starting at 0.25, no
+    batch norm. Caffe rounds pooled sizes up where Keras rounds down; the two
+    agree whenever side minus pool size is a multiple of the stride before
+    every pool, as at 28x28 (28 -> 14 -> 7 -> 3). Caffe flattens in (channel,
+    height, width) order, so a converter must permute the rows of `ip1`.
+
     Parameters at 28x28x1 with a 2-d embedding: 797,604.
 
     Args:

@@ -41,6 +41,15 @@ def mobilefacenet(input_shape=(112, 112, 3), embedding_dim=128, weights=None):
     insightface). Every convolution is followed by batch norm; the
     non-linear ones by a per-channel PReLU.
 
+    Settings of insightface's `recognition/arcface_torch/backbones/
+    mobilefacenet.py`, whose `MobileFaceNet(scale=1, blocks=(1, 4, 6, 2))`
+    is this layout (its default `scale=2` doubles the widths): convolutions
+    and the linear layer without bias, initialised with
+    `kaiming_normal_(mode="fan_out", nonlinearity="relu")`; batch norm with
+    epsilon 1e-5 and PyTorch's momentum 0.1 (Keras' 0.9), gamma 1, beta 0;
+    PReLU slopes start at 0.25. The GDConv output is 1x1, so flattening
+    order does not matter to a converter.
+
     Parameters at 112x112x3 with a 128-d embedding: 1,022,720, of which
     1,003,136 are trainable (the count PyTorch reports; the paper says
     0.99M).

@@ -38,6 +38,20 @@ def sphereface(depth, input_shape=(112, 96, 3), embedding_dim=512, weights=None)
     Layer names follow the authors' prototxt (`conv1_1`, `res1_3`, ...;
     `fc5` is called "embedding").
 
+    Settings of the authors' `train/code/sphereface_model.prototxt`
+    (wy1iu/sphereface): the stride-2 convolutions and `fc5` use Caffe's
+    "xavier" filler (`CAFFE_XAVIER`, Keras' LeCun uniform) and a bias that
+    starts at 0; the residual convolutions use a "gaussian" filler with std
+    0.01 and a bias frozen at 0 (`lr_mult: 0`), so they have none here;
+    every PReLU is Caffe's default, one slope per channel starting at 0.25.
+    The prototxt trains the biases with twice the learning rate and no
+    weight decay (`lr_mult: 2`, `decay_mult: 0`), an optimiser setting that
+    the backbone does not carry. The PyTorch port (clcarwin/sphereface_pytorch
+    `net_sphere.py`, `sphere20a`) differs: every convolution has a bias and
+    PyTorch's default initialisation. Caffe flattens the last feature map in
+    (channel, height, width) order and Keras in (height, width, channel)
+    order, so a converter must permute the rows of `fc5`'s kernel.
+
     Parameters at 112x96x3 with a 512-d embedding (the prototxt's frozen
     zero biases of the residual convolutions are left out): depth 4:
     12,562,496; 10: 15,217,984; 20: 22,666,944; 36: 32,771,392; 64:

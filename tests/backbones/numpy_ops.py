@@ -30,8 +30,14 @@ def depthwise_conv2d(x, kernel, stride=1, pad=0):
     return sum(patch * kernel[i, j, :, 0] for i, j, patch in _windows(x, kernel.shape[:2], stride, pad))
 
 
-def max_pool(x, size, stride):
+def max_pool(x, size, stride, pad=0):
+    """Max-pooling; PyTorch pads with -inf, so padding never wins."""
+    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=-np.inf)
     return np.max([patch for _, _, patch in _windows(x, (size, size), stride, 0)], axis=0)
+
+
+def relu(x):
+    return np.maximum(x, 0)
 
 
 def prelu(x, alpha):

@@ -24,7 +24,6 @@ def test_unknown_depth_lists_the_valid_ones(build, valid):
     [
         (lambda: backbones.inception_resnet_v1(input_shape=(160, 74, 3)), 75),
         (lambda: backbones.lenet_plus_plus(input_shape=(11, 28, 1)), 12),
-        (lambda: backbones.resnet50_reid(input_shape=(31, 64, 3)), 32),
     ],
 )
 def test_too_small_input_names_the_minimum(build, minimum):
@@ -46,6 +45,19 @@ def test_too_small_input_names_the_minimum(build, minimum):
 def test_bad_shapes_and_sizes(kwargs, argument):
     with pytest.raises(ValueError, match=f"Received: {argument}="):
         backbones.sphereface(20, **kwargs)
+
+
+@pytest.mark.parametrize("scale", [None, 1, "False"])
+def test_bad_batch_norm_scale(scale):
+    with pytest.raises(ValueError, match="Received: batch_norm_scale="):
+        backbones.inception_resnet_v1(batch_norm_scale=scale)
+
+
+def test_trunk_weights_are_checked_like_weights(tmp_path):
+    with pytest.raises(ValueError, match="Received: trunk_weights='resnet50.pth'"):
+        backbones.resnet50_reid(input_shape=(32, 32, 3), trunk_weights="resnet50.pth")
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        backbones.resnet50_reid(input_shape=(32, 32, 3), trunk_weights=tmp_path / "resnet50.weights.h5")
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.0, "0.5"])

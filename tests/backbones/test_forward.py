@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kerasface import backbones
-from tests.backbones.numpy_ops import batch_norm, conv2d, depthwise_conv2d, max_pool, prelu
+from tests.backbones.numpy_ops import batch_norm, conv2d, depthwise_conv2d, max_pool, prelu, relu
 
 EMBEDDING_DIM = 16
 
@@ -27,8 +27,8 @@ SMALL = {
     "mobilefacenet": (dict(input_shape=(32, 32, 3)), "gdconv", (None, 1, 1, 512)),
     # 32 -> 16 -> 8 -> 4 -> 2 (the stem keeps 32).
     "iresnet": (dict(depth=18, input_shape=(32, 32, 3)), "flatten", (None, 2 * 2 * 512)),
-    # ResNet-50 divides by 32.
-    "resnet50_reid": (dict(input_shape=(64, 32, 3)), "resnet50", (None, 2, 1, 2048)),
+    # ResNet-50 divides by 32, rounding up: 64x32 -> 2x1, 33x31 -> 2x1.
+    "resnet50_reid": (dict(input_shape=(33, 31, 3)), "resnet50", (None, 2, 1, 2048)),
 }
 
 
@@ -76,13 +76,6 @@ def test_small_input(name):
 
 def test_mobilefacenet_gdconv_spans_the_last_feature_map():
     assert backbones.mobilefacenet().get_layer("gdconv").kernel.shape == (7, 7, 512, 1)
-
-
-def test_resnet50_reid_embeddings_have_unit_length():
-    model = backbones.resnet50_reid(input_shape=(64, 32, 3))
-    randomize(model)
-    norms = np.linalg.norm(np.asarray(model(images((64, 32, 3)), training=False)), axis=1)
-    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
 
 
 def test_sphereface_matches_the_prototxt():
@@ -171,3 +164,87 @@ def test_mobilefacenet_matches_insightface():
     y = conv_block(y, "gdconv", depthwise=True, linear=True)
     (kernel,) = w["linear"]
     assert_matches(model, x, batch_norm(y.reshape(len(x), -1) @ kernel, *w["embedding"], epsilon=1e-5))
+
+
+def test_resnet50_reid_matches_torchvision_and_the_paper():
+    """torchvision's resnet50 (pytorch/vision torchvision/models/resnet.py) + network D.
+
+    The stride sits in each first block's 3x3 conv (`conv2`, "v1.5"), every
+    conv is followed by batch norm (eps 1e-5), the 7x7 stem conv pads 3 and
+    the max-pool pads 1 on every side; then GAP-BN-Dropout-FC-BN-L2 (Fan et
+    al. 2018, network D; CoinCheung/SphereReID backbone.py).
+    """
+    model = backbones.resnet50_reid(input_shape=(64, 32, 3), embedding_dim=EMBEDDING_DIM)
+    randomize(model)
+    w = {**weights_of(model), **weights_of(model.get_layer("resnet50"))}
+    x = images((64, 32, 3))
+
+    def bn(y, name):
+        return batch_norm(y, *w[name], epsilon=1e-5)
+
+    def conv_bn(y, name, bn_name, stride=1, pad=0):
+        (kernel,) = w[name]
+        return bn(conv2d(y, kernel, stride=stride, pad=pad), bn_name)
+
+    def block(y, name, stride, downsample):
+        out = relu(conv_bn(y, f"{name}_conv1", f"{name}_bn1"))
+        out = relu(conv_bn(out, f"{name}_conv2", f"{name}_bn2", stride=stride, pad=1))
+        out = conv_bn(out, f"{name}_conv3", f"{name}_bn3")
+        if downsample:
+            y = conv_bn(y, f"{name}_downsample_0", f"{name}_downsample_1", stride=stride)
+        return relu(out + y)
+
+    y = relu(conv_bn(x.astype("float64"), "conv1", "bn1", stride=2, pad=3))
+    y = max_pool(y, 3, stride=2, pad=1)
+    for stage, blocks in enumerate((3, 4, 6, 3), start=1):
+        for index in range(blocks):
+            stride = 2 if stage > 1 and index == 0 else 1
+            y = block(y, f"layer{stage}_{index}", stride, downsample=index == 0)
+    assert y.shape == (2, 2, 1, 2048)
+    features = bn(y.mean(axis=(1, 2)), "bn_features")
+    kernel, bias = w["fc"]
+    embeddings = bn(features @ kernel + bias, "bn_embedding")
+    assert_matches(model, x, embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True))
+    norms = np.linalg.norm(np.asarray(model(x, training=False)), axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+
+
+def test_resnet50_reid_bottleneck_matches_numpy():
+    """One strided torchvision Bottleneck with downsample, alone, on an even input."""
+    import keras
+
+    from kerasface.backbones.resnet_reid import bottleneck
+
+    inputs = keras.Input((6, 4, 8))
+    block = keras.Model(inputs, bottleneck(inputs, 4, strides=2, name="layer2_0"))
+    randomize(block)
+    w = weights_of(block)
+    x = images((6, 4, 8))
+
+    def conv_bn(y, name, bn_name, stride=1, pad=0):
+        (kernel,) = w[name]
+        return batch_norm(conv2d(y, kernel, stride=stride, pad=pad), *w[bn_name], epsilon=1e-5)
+
+    y = x.astype("float64")
+    out = relu(conv_bn(y, "layer2_0_conv1", "layer2_0_bn1"))
+    out = relu(conv_bn(out, "layer2_0_conv2", "layer2_0_bn2", stride=2, pad=1))
+    out = conv_bn(out, "layer2_0_conv3", "layer2_0_bn3")
+    shortcut = conv_bn(y, "layer2_0_downsample_0", "layer2_0_downsample_1", stride=2)
+    expected = relu(out + shortcut)
+    assert expected.shape == (2, 3, 2, 16)
+    assert_matches(block, x, expected)
+
+
+def test_resnet50_reid_loads_trunk_weights(tmp_path):
+    from kerasface.backbones.resnet_reid import resnet50_trunk
+
+    trunk = resnet50_trunk((32, 32, 3))  # the kernels differ from those of any other build
+    path = tmp_path / "resnet50.weights.h5"
+    trunk.save_weights(path)
+
+    model = backbones.resnet50_reid(input_shape=(64, 32, 3), trunk_weights=path)
+    loaded = model.get_layer("resnet50")
+    for expected, actual in zip(trunk.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(actual), np.asarray(expected))
+    # The head is left alone.
+    np.testing.assert_array_equal(np.asarray(model.get_layer("bn_features").gamma), 1.0)

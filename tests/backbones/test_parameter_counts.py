@@ -113,6 +113,16 @@ def test_inception_resnet_v1_128():
     assert_counts(model, expected)
 
 
+def test_inception_resnet_v1_with_batch_norm_scale():
+    # facenet-pytorch's affine batch norms add one gamma per channel; the
+    # published non-trainable count is two moving statistics per channel.
+    channels = (FACENET_128[0] - FACENET_128[1]) // 2
+    expected = Count()
+    expected.trainable = FACENET_128[1] + channels
+    expected.non_trainable = 2 * channels
+    assert_counts(backbones.inception_resnet_v1(batch_norm_scale=True), expected)
+
+
 # === MobileFaceNet (Chen et al. Table 1, insightface's layers) ===
 
 
@@ -189,18 +199,42 @@ def test_iresnet(depth):
         assert round((expected.trainable + 512) / 1e6, 1) == INSIGHTFACE_MILLIONS[depth]
 
 
-# === SphereReID (Fan et al. 2018, network D) ===
+# === SphereReID (Fan et al. 2018, network D, on torchvision's resnet50) ===
 
-# keras.applications.ResNet50 with its 1000-way top: 25,636,712 parameters
-# (53,120 of them moving statistics of its 53 BatchNormalization layers).
-RESNET50_WITH_TOP = 25_636_712
-RESNET50_NON_TRAINABLE = 53_120
+# torchvision's resnet50 has 25,557,032 parameters (its model card); its fc
+# layer is 2048 x 1000 + 1000 of them.
+TORCHVISION_RESNET50 = 25_557_032
+TORCHVISION_RESNET50_WITHOUT_FC = TORCHVISION_RESNET50 - (2048 * 1000 + 1000)
+
+
+def resnet50_trunk_count():
+    """pytorch/vision torchvision/models/resnet.py: bias-free convs, each followed by BN."""
+    count = Count()
+    count.conv(7, 7, 3, 64, bias=False)
+    count.batch_norm(64)
+    c_in = 64
+    for width, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3)):
+        for index in range(blocks):
+            for kh, c_from, c_to in ((1, c_in, width), (3, width, width), (1, width, 4 * width)):
+                count.conv(kh, kh, c_from, c_to, bias=False)
+                count.batch_norm(c_to)
+            if index == 0:  # downsample: 1x1 conv + BN
+                count.conv(1, 1, c_in, 4 * width, bias=False)
+                count.batch_norm(4 * width)
+            c_in = 4 * width
+    return count
+
+
+def test_resnet50_trunk_is_torchvisions():
+    count = resnet50_trunk_count()
+    assert TORCHVISION_RESNET50_WITHOUT_FC == 23_508_032
+    # PyTorch counts gamma and beta; the running statistics are buffers.
+    assert count.trainable == TORCHVISION_RESNET50_WITHOUT_FC
+    assert_counts(backbones.resnet50_reid().get_layer("resnet50"), count)
 
 
 def test_resnet50_reid():
-    count = Count()
-    count.trainable = RESNET50_WITH_TOP - RESNET50_NON_TRAINABLE - (2048 * 1000 + 1000)
-    count.non_trainable = RESNET50_NON_TRAINABLE
+    count = resnet50_trunk_count()
     count.batch_norm(2048)
     count.dense(2048, 1024)
     count.batch_norm(1024)
