@@ -28,3 +28,15 @@ def identity_folder(tmp_path):
         for i in range(count):
             write_image(tmp_path / "faces" / name / f"{i}.{ext}", coloured(COLOURS[name]))
     return tmp_path / "faces"
+
+
+def damaged_jpeg(path, colour=(90, 90, 90)):
+    """A JPEG whose header (quantisation tables) is zeroed but which keeps its
+    start and end markers: it passes the up-front structural check, and
+    neither TensorFlow nor OpenCV decodes it."""
+    write_image(path, coloured(colour, (16, 16)))
+    data = bytearray(path.read_bytes())
+    data[4:44] = bytes(40)
+    path.write_bytes(bytes(data))
+    assert data[:3] == b"\xff\xd8\xff" and data[-2:] == b"\xff\xd9"
+    return path

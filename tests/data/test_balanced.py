@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kerasface.data import IdentitySampler, identity_balanced
-from tests.data.conftest import COLOURS
+from tests.data.conftest import COLOURS, damaged_jpeg
 
 # Identity i has COUNTS[i] images; image n holds the value n, so a batch
 # shows which images it drew.
@@ -83,3 +83,34 @@ def test_flip_keeps_labels_and_mirrors_whole_images():
     left, right = batches[:, :, 0, 0], batches[:, :, -1, 0]
     assert np.all((left == 255) ^ (right == 255))
     assert 0.3 < (right == 255).all(axis=1).mean() < 0.7
+
+
+def check_pk_batch(images, labels, class_names, p, k):
+    rows = labels.reshape(p, k)
+    assert np.all(rows == rows[:, :1]) and len(set(rows[:, 0])) == p
+    for image, label in zip(images, labels):
+        np.testing.assert_allclose(image[:, -1], np.broadcast_to(COLOURS[class_names[label]], image[:, -1].shape))
+
+
+def test_a_file_that_does_not_decode_is_replaced_not_its_batch(identity_folder):
+    bad = damaged_jpeg(identity_folder / "carol" / "bad.jpg")
+    dataset = identity_balanced(identity_folder, 2, 2, image_size=(8, 6), seed=0, steps_per_epoch=20)
+    assert dataset.skipped_files == []  # it passes the cheap up-front check
+    with pytest.warns(UserWarning, match=r"skipped images that do not decode: .*carol/bad\.jpg \(1 file\)"):
+        batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+    assert len(batches) == 20 and dataset.skipped_files == [str(bad)]
+    for images, labels in batches:
+        assert images.shape == (4, 8, 6, 3)
+        check_pk_batch(images, labels, dataset.class_names, 2, 2)
+
+
+def test_an_identity_left_without_k_good_images_is_replaced(identity_folder):
+    # alice has 3 files, one undecodable: with K = 3 she must give way to another identity.
+    damaged_jpeg(identity_folder / "alice" / "bad.jpg")
+    dataset = identity_balanced(identity_folder, 2, 3, image_size=(8, 6), seed=1, steps_per_epoch=12)
+    with pytest.warns(UserWarning, match=r"alice/bad\.jpg"):
+        batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+    assert len(batches) == 12
+    for images, labels in batches:
+        check_pk_batch(images, labels, dataset.class_names, 2, 3)
+    assert {tuple(sorted(set(labels))) for _, labels in batches} == {(1, 2)}  # bob and carol only

@@ -1,13 +1,16 @@
 """Identity folders: labels, decoding, flips, corrupt files, class names."""
 
 import warnings
+from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerasface.data import image_folder, list_image_folder, load_class_names, save_class_names
-from tests.data.conftest import COLOURS, coloured, write_image
+from tests.data.conftest import COLOURS, coloured, damaged_jpeg, write_image
 
 
 def everything(dataset):
@@ -99,11 +102,11 @@ def test_intact_files_raise_no_warning(identity_folder):
 
 
 def test_class_names_round_trip_and_fix_labels(identity_folder, tmp_path):
-    save_class_names(["zoe", "carol", "alice", "bob"], tmp_path / "names.json")
+    save_class_names(["carol", "alice", "bob"], tmp_path / "names.json")
     names = load_class_names(tmp_path / "names.json")
-    assert names == ["zoe", "carol", "alice", "bob"]
+    assert names == ["carol", "alice", "bob"]
     _, labels, _ = list_image_folder(identity_folder, class_names=names)
-    np.testing.assert_array_equal(labels, [1] * 4 + [2] * 2 + [3] * 3)
+    np.testing.assert_array_equal(labels, [0] * 4 + [1] * 2 + [2] * 3)
 
 
 def test_folder_errors(identity_folder, tmp_path):
@@ -118,3 +121,76 @@ def test_folder_errors(identity_folder, tmp_path):
         image_folder(identity_folder, 8, batch_size=2, on_error="ignore")
     with pytest.raises(ValueError, match="image_size"):
         image_folder(identity_folder, (8, 0), batch_size=2)
+
+
+def test_damaged_jpeg_met_during_the_epoch_is_named_once_and_costs_only_itself(identity_folder):
+    bad = damaged_jpeg(identity_folder / "bob" / "bad.jpg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # it passes the cheap up-front check
+        dataset = image_folder(identity_folder, (8, 6), batch_size=4, seed=0, flip=False)
+    assert dataset.num_images == 10 and dataset.skipped_files == []
+    with pytest.warns(UserWarning, match=r"skipped images that do not decode: .*bad\.jpg \(1 file\)"):
+        sizes = [len(y) for _, y in dataset]
+    assert len(sizes) == 3 and sum(sizes) == 9  # one batch is one image short, no batch is lost
+    assert dataset.skipped_files == [str(bad)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named once, not every epoch
+        images, labels = everything(dataset)
+    assert len(labels) == 9 and dataset.skipped_files == [str(bad)]
+    for image, label in zip(images, labels):
+        np.testing.assert_array_equal(image, coloured(COLOURS[dataset.class_names[label]]))
+
+
+def test_damaged_jpeg_with_on_error_raise_names_the_file(identity_folder):
+    damaged_jpeg(identity_folder / "bob" / "bad.jpg")
+    dataset = image_folder(identity_folder, 8, batch_size=4, on_error="raise")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_folder: cannot decode .*bob/bad\.jpg"):
+        everything(dataset)
+
+
+def test_webp_and_tiff_are_read(identity_folder):
+    # OpenCV writes both losslessly here (WebP quality above 100).
+    for name, ext in (("alice", "webp"), ("bob", "tif"), ("carol", "tiff")):
+        path = identity_folder / name / f"extra.{ext}"
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == "webp" else []
+        assert cv2.imwrite(str(path), cv2.cvtColor(coloured(COLOURS[name]), cv2.COLOR_RGB2BGR), params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dataset = image_folder(identity_folder, (8, 6), batch_size=5, shuffle=False, flip=False)
+    images, labels = everything(dataset)
+    assert dataset.num_images == 12 and dataset.skipped_files == []
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2])
+    for image, label in zip(images, labels):
+        np.testing.assert_array_equal(image, coloured(COLOURS[dataset.class_names[label]]))
+
+
+def test_broken_tiff_is_named_when_met(identity_folder):
+    path = identity_folder / "alice" / "broken.tif"
+    path.write_bytes(b"II*\x00" + bytes(60))
+    dataset = image_folder(identity_folder, (8, 6), batch_size=20, flip=False)
+    with pytest.warns(UserWarning, match=r"broken\.tif \(1 file\)"):
+        _, labels = everything(dataset)
+    assert len(labels) == 9 and dataset.skipped_files == [str(path)]
+
+
+def test_files_that_are_not_identity_images_are_named(identity_folder):
+    write_image(identity_folder / "stray.png", coloured(COLOURS["alice"]))
+    (identity_folder / "bob" / "notes.txt").write_text("taken in 2004")
+    (identity_folder / "carol" / ".DS_Store").write_bytes(b"\x00")  # hidden: ignored silently
+    with pytest.warns(UserWarning) as record:
+        dataset = image_folder(identity_folder, (8, 6), batch_size=9, flip=False)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "stray.png (not in an identity folder)" in message
+    assert "notes.txt (.txt is not an image format read here)" in message and "(2 files)" in message
+    assert sorted(Path(p).name for p in dataset.skipped_files) == ["notes.txt", "stray.png"]
+    assert len(everything(dataset)[1]) == 9
+
+
+def test_empty_identity_and_class_name_without_folder_are_errors(identity_folder):
+    with pytest.raises(ValueError, match=r"1 of the class_names have no folder .*\['zoe'\]"):
+        image_folder(identity_folder, 8, batch_size=2, class_names=["alice", "bob", "carol", "zoe"])
+    (identity_folder / "dave").mkdir()
+    (identity_folder / "dave" / "readme.txt").write_text("no photos yet")
+    with pytest.raises(ValueError, match=r"1 identity folders .* hold no images .*\['dave'\]"):
+        image_folder(identity_folder, 8, batch_size=2)
