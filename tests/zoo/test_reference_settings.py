@@ -5,7 +5,8 @@ from the reference code and configs (file and line cited there), never from
 the recipes. One row per constant: (recipe, field path, expected, source); one test
 per recipe checks all of its rows and lists every mismatch.
 Field paths walk the `Recipe` dataclass: `optimizer_args.l2_decay` is
-`recipe.optimizer_args["l2_decay"]`. `ABSENT` means the key must not be set
+`recipe.optimizer_args["l2_decay"]`, and a trailing `()` calls a method
+(`paper_steps_per_epoch()`: dataset_size // batch_size). `ABSENT` means the key must not be set
 (for example Keras' decoupled `weight_decay` where the reference decays in
 the coupled L2 form).
 """
@@ -74,7 +75,7 @@ def _arcface_rows(name, decay_key):
         _row(name, "schedule_args.power", AF, "scheduler", 2.0),
         _row(name, "epochs", AF, "num_epoch_r50_r100"),
         _row(name, "batch_size", AF, "global_batch"),
-        _row(name, "steps_per_epoch", AF, "steps_per_epoch"),
+        _row(name, "paper_steps_per_epoch()", AF, "steps_per_epoch"),
         _row(name, "dataset_size", AF, "num_image"),
         _row(name, "num_classes", AF, "num_classes"),
         _row(name, "embedding_dim", AF, "embedding_dim"),
@@ -128,7 +129,7 @@ ROWS = [
     _row("facenet", "optimizer", FT, "optimizer"),
     _row("facenet", "schedule_args.learning_rate", FT, "learning_rate"),
     _row("facenet", "batch_size", FT, "batch_size"),
-    _row("facenet", "steps_per_epoch", FT, "epoch_size"),
+    _row("facenet", "paper_steps_per_epoch()", FT, "epoch_size"),
     _row("facenet", "epochs", FT, "max_nrof_epochs"),
     _row("facenet", "backbone_args.dropout_rate", FT, "keep_probability", 1.0 - val(FT, "keep_probability")),
     _row("facenet", "input_shape", FT, "image_size", (160, 160, 3)),
@@ -141,7 +142,7 @@ ROWS = [
     _row("facenet_center", "schedule_args.values", FS, "lr_values"),
     _row("facenet_center", "schedule_args.boundaries", FS, "lr_boundaries_epochs"),
     _row("facenet_center", "epochs", FS, "max_nrof_epochs"),
-    _row("facenet_center", "steps_per_epoch", FS, "epoch_size"),
+    _row("facenet_center", "paper_steps_per_epoch()", FS, "epoch_size"),
     _row("facenet_center", "batch_size", FS, "batch_size"),
     _row("facenet_center", "embedding_dim", FS, "embedding_dim"),
     _row("facenet_center", "backbone_args.dropout_rate", FS, "keep_probability", 1.0 - val(FS, "keep_probability")),
@@ -172,7 +173,13 @@ ROWS = [
 def _field(recipe, path):
     node = recipe
     for part in path.split("."):
-        if isinstance(node, dict):
+        if part.endswith("()"):
+            method = getattr(node, part[:-2], _MISSING)
+            try:
+                node = method() if callable(method) else _MISSING
+            except ValueError as error:
+                node = f"<{type(error).__name__}: {error}>"
+        elif isinstance(node, dict):
             node = node.get(part, _MISSING)
         else:
             node = getattr(node, part, _MISSING)
