@@ -234,7 +234,9 @@ ARCFACE_TORCH = {
     "num_epoch_mbf": _c(40, _AF_MBF + ": num_epoch = 40"),
     "num_image": _c(5822653, _AF_R50 + ": num_image = 5822653"),
     "num_classes": _c(85742, _AF_R50 + ": num_classes = 85742"),
-    "steps_per_epoch": _c(5686, _AF_TRAIN + ": total_step = num_image // total_batch_size * num_epoch; 5822653 // 1024"),
+    "steps_per_epoch": _c(
+        5686, _AF_TRAIN + ": total_step = num_image // total_batch_size * num_epoch; 5822653 // 1024"
+    ),
     "total_steps": _c(113720, "5686 x 20"),
     "grad_clip": _c(5.0, _AF_TRAIN + ": clip_grad_norm_(backbone.parameters(), 5) (backbone only)"),
     "fp16": _c(True, _AF_R50 + ": fp16 = True"),
@@ -298,7 +300,9 @@ _FN_WIKI = (
     "--learning_rate_schedule_file data/learning_rate_schedule_classifier_casia.txt --weight_decay 5e-4 "
     "--embedding_size 512 --validation_set_split_ratio 0.05 --prelogits_norm_loss_factor 5e-4"
 )
-_FN_CASIA_LR = "davidsandberg/facenet data/learning_rate_schedule_classifier_casia.txt: 0: 0.1, 65: 0.01, 80: 0.001, 1000: 0.0001"
+_FN_CASIA_LR = (
+    "davidsandberg/facenet data/learning_rate_schedule_classifier_casia.txt: 0: 0.1, 65: 0.01, 80: 0.001, 1000: 0.0001"
+)
 FACENET_SOFTMAX_CASIA = {
     "optimizer": _c("adam", _FN_WIKI),
     "adam_epsilon": _c(
@@ -325,7 +329,9 @@ FACENET_SOFTMAX_CASIA = {
     "moving_average_decay": _c(0.9999, _FN_SOFTMAX + ": --moving_average_decay 0.9999"),
     "image_size": _c(160, _FN_SOFTMAX + ": --image_size 160 (182 px aligned, random crop to 160)"),
     "fixed_standardization": _c(
-        "(x - 127.5) / 128", "davidsandberg/facenet src/facenet.py create_input_pipeline(): FIXED_STANDARDIZATION -> (tf.cast(image, tf.float32) - 127.5)/128.0"
+        "(x - 127.5) / 128",
+        "davidsandberg/facenet src/facenet.py create_input_pipeline(): FIXED_STANDARDIZATION -> "
+        "(tf.cast(image, tf.float32) - 127.5)/128.0",
     ),
     "vggface2_schedule": _c(
         "data/learning_rate_schedule_classifier_vggface2.txt",
@@ -352,7 +358,9 @@ FACENET_INCEPTION_RESNET_V1 = {
     "bn_decay": _c(0.995, _FN_IRV1 + ": batch_norm_params decay 0.995"),
     "bn_epsilon": _c(0.001, _FN_IRV1 + ": epsilon 0.001"),
     "bn_scale": _c(False, _FN_IRV1 + ": no 'scale' key, slim.batch_norm default scale=False (no gamma)"),
-    "weights_initializer": _c("truncated_normal stddev 0.1", _FN_IRV1 + ": tf.truncated_normal_initializer(stddev=0.1)"),
+    "weights_initializer": _c(
+        "truncated_normal stddev 0.1", _FN_IRV1 + ": tf.truncated_normal_initializer(stddev=0.1)"
+    ),
     "weights_initializer_2018": _c(
         "xavier (slim.initializers.xavier_initializer) with a Bottleneck layer",
         "later versions of the same file (with bottleneck_layer_size); not read in full here",
