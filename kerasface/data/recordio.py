@@ -19,16 +19,17 @@ Layout (dmlc-core `recordio.h`, MXNet `python/mxnet/recordio.py`):
   identity's range of image records.
 """
 
+import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tensorflow as tf
 
 from kerasface._checks import check_positive_int
-from kerasface.data.images import decode_image, finish, image_size_pair
+from kerasface.data.images import FailureLog, decode_batches, decode_image, decode_with_opencv, finish, image_size_pair
 
 RECORDIO_MAGIC = 0xCED7230A
 PART_HEADER = struct.Struct("<II")
@@ -47,41 +48,66 @@ class RecordHeader:
     id2: int
 
 
-def unpack_record(record):
-    """Splits a record into its `RecordHeader` and payload (image bytes)."""
+def unpack_record(record, source="RecordIO record"):
+    """Splits a record into its `RecordHeader` and payload (image bytes).
+
+    Raises:
+        ValueError: naming `source`, when the record is shorter than its
+            header or than the labels the header announces.
+    """
     if len(record) < IR_HEADER.size:
-        raise ValueError(f"RecordIO record of {len(record)} bytes is shorter than its {IR_HEADER.size}-byte header.")
+        raise ValueError(f"{source}: {len(record)} bytes is shorter than the {IR_HEADER.size}-byte record header.")
     flag, label, id1, id2 = IR_HEADER.unpack_from(record)
     payload = record[IR_HEADER.size :]
     if flag > 0:
         if len(payload) < 4 * flag:
-            raise ValueError(
-                f"RecordIO record announces {flag} labels but holds only {len(payload)} bytes after its header."
-            )
+            raise ValueError(f"{source} announces {flag} labels but holds only {len(payload)} bytes after its header.")
         label = np.frombuffer(payload, "<f4", count=flag).copy()
         payload = payload[4 * flag :]
     return RecordHeader(flag, label, id1, id2), payload
 
 
+_INDEX_LINE = re.compile(rb"(\d+)\t(\d+)\r?")
+
+
 def read_index(idx_path):
-    """`{key: byte offset}` from a `.idx` file, in file order."""
+    """`{key: byte offset}` from a `.idx` file, in file order.
+
+    Raises:
+        ValueError: naming the file and line, for a line that is not
+            `key<TAB>offset` or a key listed twice.
+    """
     offsets = {}
-    for number, line in enumerate(Path(idx_path).read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                key, offset = line.split("\t")
-                offsets[int(key)] = int(offset)
-            except ValueError as error:
-                raise ValueError(f"{idx_path}:{number}: expected 'key<TAB>offset'. Received: {line!r}") from error
+    for number, line in enumerate(Path(idx_path).read_bytes().split(b"\n"), 1):
+        if not line.strip():
+            continue
+        match = _INDEX_LINE.fullmatch(line)
+        if match is None:
+            raise ValueError(f"{idx_path}:{number}: expected 'key<TAB>offset'. Received: {line[:80]!r}")
+        key, offset = int(match[1]), int(match[2])
+        if key in offsets:
+            raise ValueError(f"{idx_path}:{number}: record {key} is listed twice.")
+        offsets[key] = offset
     return offsets
 
 
 class RecordIOReader:
     """Random access to the records of an indexed RecordIO file.
 
+    Opening checks what is cheap to check: that the `.idx` lists records,
+    at distinct 4-byte aligned offsets inside the `.rec`, that the record at
+    the largest offset is complete (a truncated `.rec` fails here), and, for
+    insightface's layout, that the header record agrees with the `.idx` and
+    with the records around the end of the images. Reads are thread-safe
+    (`os.pread`).
+
     Args:
         rec_path: the `.rec` file.
         idx_path: its `.idx` file; defaults to `rec_path` with suffix `.idx`.
+
+    Raises:
+        FileNotFoundError: when a file is missing.
+        ValueError: naming the file and the record, when a check fails.
     """
 
     def __init__(self, rec_path, idx_path=None):
@@ -91,61 +117,125 @@ class RecordIOReader:
             if not path.is_file():
                 raise FileNotFoundError(f"RecordIO file {path} does not exist.")
         self.offsets = read_index(self.idx_path)
-        self._file = open(self.rec_path, "rb")  # noqa: SIM115 (closed by close() or __exit__)
-        self.image_keys, self.num_classes = self._image_keys()
+        if not self.offsets:
+            raise ValueError(f"{self.idx_path} lists no records; the index of {self.rec_path} is empty.")
+        self._fd = os.open(self.rec_path, os.O_RDONLY)
+        try:
+            self.size = os.fstat(self._fd).st_size
+            self._check_offsets()
+            self.image_keys, self.num_classes = self._image_keys()
+        except BaseException:
+            self.close()
+            raise
 
-    def _read_part(self):
-        start = self._file.tell()
-        head = self._file.read(PART_HEADER.size)
+    def describe(self, key):
+        """`record <key> (byte <offset>) of <file>`, for messages."""
+        return f"record {key} (byte {self.offsets.get(key, '?')}) of {self.rec_path}"
+
+    def _check_offsets(self):
+        by_offset = {}
+        for key, offset in self.offsets.items():
+            if offset % 4 or offset + PART_HEADER.size > self.size:
+                where = "is not 4-byte aligned" if offset % 4 else f"lies beyond the end ({self.size} bytes)"
+                raise ValueError(
+                    f"{self.idx_path}: the offset {offset} of record {key} {where} of {self.rec_path}; "
+                    "the .rec is truncated or the .idx does not belong to it."
+                )
+            if offset in by_offset:
+                raise ValueError(
+                    f"{self.idx_path}: records {by_offset[offset]} and {key} have the same offset {offset}."
+                )
+            by_offset[offset] = key
+        self.read(by_offset[max(by_offset)])  # the last record is whole: the file is not cut short
+
+    def _read_part(self, position, key):
+        head = os.pread(self._fd, PART_HEADER.size, position)
         if len(head) < PART_HEADER.size:
-            raise ValueError(f"{self.rec_path}: truncated at byte {start}, expected a record header.")
+            raise ValueError(f"{self.describe(key)}: truncated at byte {position}, expected a part header.")
         magic, word = PART_HEADER.unpack(head)
         if magic != RECORDIO_MAGIC:
             raise ValueError(
-                f"{self.rec_path}: no RecordIO magic at byte {start} (found {magic:#010x}); "
+                f"{self.describe(key)}: no RecordIO magic at byte {position} (found {magic:#010x}); "
                 "the file is corrupt or the .idx does not belong to it."
             )
         flag, length = word >> _LENGTH_BITS, word & ((1 << _LENGTH_BITS) - 1)
-        data = self._file.read(length)
-        if len(data) < length:
-            raise ValueError(f"{self.rec_path}: record at byte {start} is truncated ({len(data)} of {length} bytes).")
-        self._file.seek(-length % 4, 1)
-        return flag, data
+        start = position + PART_HEADER.size
+        if start + length > self.size:
+            raise ValueError(
+                f"{self.describe(key)} is truncated: a part of {length} bytes at byte {position} "
+                f"runs past the end of the file ({self.size} bytes)."
+            )
+        return flag, os.pread(self._fd, length, start), start + length + (-length % 4)
 
     def read(self, key):
         """The bytes of record `key`, its split parts joined again."""
         if key not in self.offsets:
             raise KeyError(f"{self.idx_path} has no record {key}.")
-        self._file.seek(self.offsets[key])
-        flag, data = self._read_part()
+        flag, data, position = self._read_part(self.offsets[key], key)
+        if flag not in (_WHOLE, _FIRST):
+            raise ValueError(f"{self.describe(key)}: the record starts with a continuation part (flag {flag}).")
         parts = [data]
         while flag in (_FIRST, _MIDDLE):
-            flag, data = self._read_part()
+            flag, data, position = self._read_part(position, key)
+            if flag not in (_MIDDLE, _LAST):
+                raise ValueError(f"{self.describe(key)}: a split record is not continued (part flag {flag}).")
             parts += [struct.pack("<I", RECORDIO_MAGIC), data]
         return b"".join(parts)
+
+    def header(self, key):
+        """`(RecordHeader, payload)` of record `key`."""
+        return unpack_record(self.read(key), self.describe(key))
+
+    def _integer_labels(self, key, values, count):
+        values = np.atleast_1d(np.asarray(values, "float64"))[:count]
+        if len(values) < count or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+            raise ValueError(f"{self.describe(key)}: expected {count} integer labels. Received: {values.tolist()}")
+        return [int(v) for v in values]
 
     def _image_keys(self):
         """Image record keys and the number of identities (None if unknown)."""
         keys = list(self.offsets)
-        if not keys:
-            return [], None
-        header, payload = unpack_record(self.read(keys[0]))
-        if header.flag >= 2 and not payload:
-            first_identity, end = int(header.label[0]), int(header.label[1])
-            return list(range(1, first_identity)), end - first_identity
-        return keys, None
+        header, payload = self.header(keys[0])
+        if not (header.flag >= 2 and not payload):
+            return keys, None
+        # insightface: record 0 = (first identity record, end), images 1 .. first - 1, identities first .. end - 1.
+        first, end = self._integer_labels(keys[0], header.label, 2)
+        missing = sorted(set(range(1, end)) - set(self.offsets))
+        if not 1 <= first <= end or missing:
+            problem = f"records {missing[:5]} are missing from {self.idx_path}" if missing else "they are out of order"
+            raise ValueError(
+                f"{self.describe(keys[0])}: the header record announces images 1 to {first - 1} and identity "
+                f"records {first} to {end - 1}, but {problem}."
+            )
+        if first > 1 and not self.header(first - 1)[1]:
+            raise ValueError(f"{self.describe(first - 1)}: the last image record (by the header) holds no image.")
+        if first < end and self.header(first)[1]:
+            raise ValueError(f"{self.describe(first)}: the first identity record (by the header) holds an image.")
+        return list(range(1, first)), end - first
 
     def __len__(self):
         return len(self.image_keys)
 
     def encoded(self, key):
-        """`(encoded image bytes, int label)` of image record `key`."""
-        header, payload = unpack_record(self.read(key))
-        label = header.label if header.flag == 0 else header.label[0]
-        return payload, int(label)
+        """`(encoded image bytes, int label)` of image record `key`.
+
+        Raises:
+            ValueError: naming the record and the file, when the record is
+                corrupt, holds no image, or its label is not an integer in
+                `[0, num_classes)`.
+        """
+        header, payload = self.header(key)
+        (label,) = self._integer_labels(key, header.label, 1)
+        if label < 0 or (self.num_classes is not None and label >= self.num_classes):
+            raise ValueError(f"{self.describe(key)}: label {label} is outside [0, {self.num_classes}).")
+        if not payload:
+            raise ValueError(f"{self.describe(key)} holds no image (an empty payload).")
+        return payload, label
 
     def close(self):
-        self._file.close()
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self):
         return self
@@ -159,16 +249,13 @@ def read_recordio(rec_path, idx_path=None):
     and an int label, skipping insightface's header and identity records.
 
     Raises:
-        ValueError: for a corrupt record or an image that does not decode,
-            naming the record key.
+        ValueError: for a corrupt or truncated file, an empty index, or an
+            image that does not decode, naming the record and the file.
     """
     with RecordIOReader(rec_path, idx_path) as reader:
         for key in reader.image_keys:
             payload, label = reader.encoded(key)
-            image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"{rec_path}: record {key} does not hold a decodable image.")
-            yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB), label
+            yield decode_with_opencv(payload, reader.describe(key)), label
 
 
 def recordio_dataset(
@@ -185,7 +272,11 @@ def recordio_dataset(
 
     Records are read in Python (in a seeded random order per epoch when
     `shuffle`) and decoded and resized in parallel by tf.data; images are
-    float32 RGB in [0, 255] before `normalize`, labels int32.
+    float32 RGB in [0, 255] before `normalize`, labels int32. No record is
+    dropped: a truncated file, an empty index or an inconsistent header
+    raises a `ValueError` here; a record found corrupt or undecodable
+    during an epoch stops the iteration with a `tf.errors.InvalidArgumentError`
+    whose message names the record (key and byte offset) and the file.
 
     Args:
         rec_path: insightface's `train.rec`.
@@ -210,16 +301,16 @@ def recordio_dataset(
     def records():
         keys = rng.permutation(reader.image_keys) if shuffle else reader.image_keys
         for key in keys:
-            yield reader.encoded(int(key))
+            payload, label = reader.encoded(int(key))
+            yield payload, label, key
 
-    dataset = tf.data.Dataset.from_generator(
-        records, output_signature=(tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int32))
+    signature = (tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int64))
+    dataset = tf.data.Dataset.from_generator(records, output_signature=signature).batch(batch_size)
+    dataset = decode_batches(
+        dataset, lambda contents: decode_image(contents, image_size, 3), (*image_size, 3)
     )
-    dataset = dataset.map(
-        lambda contents, label: (decode_image(contents, image_size, 3), label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    ).ignore_errors(log_warning=True)
-    dataset = finish(dataset, batch_size, flip=flip, seed=seed, normalize=normalize)
+    log = FailureLog(reader.describe, where, on_error="raise")
+    dataset = finish(log.checked(dataset), flip=flip, seed=seed, normalize=normalize)
     dataset.num_classes = reader.num_classes
     dataset.num_images = len(reader)
     return dataset

@@ -6,6 +6,7 @@ import struct
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerasface.data import RecordIOReader, read_recordio, recordio_dataset, unpack_record
 
@@ -113,11 +114,105 @@ def test_corrupt_recordio_is_reported(tmp_path, insightface_rec):
     last_image = int(rec.with_suffix(".idx").read_text().splitlines()[5].split("\t")[1])
     (tmp_path / "cut.rec").write_bytes(data[: last_image + 100])
     (tmp_path / "cut.idx").write_text(rec.with_suffix(".idx").read_text())
-    with RecordIOReader(tmp_path / "cut.rec") as reader, pytest.raises(ValueError, match="truncated"):
-        reader.read(5)
+    with pytest.raises(ValueError, match=r"cut\.idx: the offset \d+ of record 6 lies beyond the end .* truncated"):
+        RecordIOReader(tmp_path / "cut.rec")
     (tmp_path / "shifted.rec").write_bytes(b"\x00" * 4 + data)
     (tmp_path / "shifted.idx").write_text(rec.with_suffix(".idx").read_text())
     with pytest.raises(ValueError, match="no RecordIO magic"):
         RecordIOReader(tmp_path / "shifted.rec")
     with pytest.raises(FileNotFoundError, match="missing.rec does not exist"):
         RecordIOReader(tmp_path / "missing.rec")
+
+
+def write_insightface(path, payloads, labels):
+    """insightface layout around the given image payloads (one identity per label)."""
+    n, classes = len(payloads), max(labels) + 1
+    ranges = [(1 + labels.index(c), 1 + n - labels[::-1].index(c)) for c in range(classes)]
+    records = [pack([n + 1, n + 1 + classes], b"")]
+    records += [pack(label, payload, i + 1) for i, (payload, label) in enumerate(zip(payloads, labels))]
+    records += [pack(list(r), b"") for r in ranges]
+    write_recordio(path, records)
+    return path
+
+
+@pytest.fixture
+def twenty(tmp_path):
+    images = faces(20, size=(6, 4))
+    labels = [i // 5 for i in range(20)]
+    return write_insightface(tmp_path / "train.rec", [png(image) for image in images], labels), images, labels
+
+
+def cut_copy(rec, size, name="cut"):
+    """A copy of `rec` (and its .idx) whose .rec keeps only its first `size` bytes."""
+    cut = rec.with_name(f"{name}.rec")
+    cut.write_bytes(rec.read_bytes()[:size])
+    cut.with_suffix(".idx").write_text(rec.with_suffix(".idx").read_text())
+    return cut
+
+
+def offsets(rec):
+    return [int(line.split("\t")[1]) for line in rec.with_suffix(".idx").read_text().splitlines()]
+
+
+def test_truncated_rec_is_refused_naming_the_record_and_file(twenty):
+    rec, _, _ = twenty
+    middle = offsets(rec)[10] + 20  # inside image record 10: records 11 ... lie beyond the end
+    with pytest.raises(ValueError, match=r"offset \d+ of record 11 lies beyond the end .*cut\.rec"):
+        recordio_dataset(cut_copy(rec, middle), image_size=(6, 4), batch_size=4)
+    last = offsets(rec)[-1]  # the last identity record loses its final bytes
+    with pytest.raises(ValueError, match=rf"record 24 \(byte {last}\) of .*cut\.rec is truncated"):
+        recordio_dataset(cut_copy(rec, rec.stat().st_size - 4), image_size=(6, 4), batch_size=4)
+    with pytest.raises(ValueError, match="truncated"):
+        list(read_recordio(cut_copy(rec, middle)))
+
+
+def test_empty_idx_is_refused(twenty):
+    rec, _, _ = twenty
+    rec.with_suffix(".idx").write_text("")
+    with pytest.raises(ValueError, match=r"train\.idx lists no records"):
+        recordio_dataset(rec, image_size=(6, 4))
+
+
+def test_every_epoch_has_every_image(twenty):
+    rec, images, labels = twenty
+    dataset = recordio_dataset(rec, image_size=(6, 4), batch_size=8, seed=3, flip=False)
+    assert dataset.num_images == 20 and dataset.num_classes == 4
+    for _ in range(3):
+        got = np.concatenate([y.numpy() for _, y in dataset])
+        assert sorted(got.tolist()) == sorted(labels)
+
+
+def test_record_without_payload_raises_naming_it(tmp_path):
+    images = faces(4, size=(6, 4))
+    payloads = [png(image) for image in images]
+    payloads[2] = b""
+    rec = write_insightface(tmp_path / "train.rec", payloads, [0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"record 3 \(byte \d+\) of .*train\.rec holds no image"):
+        list(read_recordio(rec))
+    dataset = recordio_dataset(rec, image_size=(6, 4), batch_size=2, shuffle=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"record 3 \(byte \d+\) of .*train\.rec holds no image"):
+        list(dataset)
+
+
+def test_undecodable_record_stops_the_epoch_naming_it(tmp_path):
+    images = faces(6, size=(16, 16))
+    payloads = [cv2.imencode(".jpg", image)[1].tobytes() for image in images]
+    damaged = bytearray(payloads[4])
+    damaged[4:44] = bytes(40)  # quantisation tables gone, start and end markers kept
+    payloads[4] = bytes(damaged)
+    rec = write_insightface(tmp_path / "train.rec", payloads, [0, 0, 0, 1, 1, 1])
+    dataset = recordio_dataset(rec, image_size=(16, 16), batch_size=4, seed=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"cannot decode record 5 \(byte \d+\) of .*train\.rec"):
+        list(dataset)
+    with pytest.raises(ValueError, match=r"record 5 \(byte \d+\) of .*train\.rec cannot be decoded"):
+        list(read_recordio(rec))
+
+
+def test_labels_must_be_classes_of_the_header(tmp_path):
+    rec = write_insightface(tmp_path / "train.rec", [png(image) for image in faces(2)], [0, 1])
+    blob = bytearray(rec.read_bytes())
+    label_at = offsets(rec)[2] + 8 + 4  # record 2: part header, then IRHeader flag, then the float label
+    blob[label_at : label_at + 4] = struct.pack("<f", 2.0)  # only classes 0 and 1 exist
+    rec.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match=r"record 2 \(byte \d+\) of .*train\.rec: label 2 is outside \[0, 2\)"):
+        list(read_recordio(rec))
