@@ -1,17 +1,26 @@
 """Face detection and five-point similarity alignment."""
 
 from kerasface.align.detect import Face, detect
-from kerasface.align.templates import LANDMARK_NAMES, TEMPLATES, Template, get_template
+from kerasface.align.templates import (
+    LANDMARK_NAMES,
+    TEMPLATE_CROPS,
+    TEMPLATES,
+    Template,
+    fit_to_template,
+    get_template,
+)
 from kerasface.align.transform import align, estimate_transform, umeyama
 
 __all__ = [
     "LANDMARK_NAMES",
     "TEMPLATES",
+    "TEMPLATE_CROPS",
     "Face",
     "Template",
     "align",
     "detect",
     "estimate_transform",
+    "fit_to_template",
     "get_template",
     "umeyama",
 ]

@@ -78,3 +78,71 @@ def get_template(template):
             f"Unknown alignment template. Known templates: {sorted(TEMPLATES)}.{hint} Received: template={template!r}"
         )
     return TEMPLATES[template]
+
+
+def _template_crops():
+    """`{(source_size, target_size): (top, left)}` for every pair of templates that differ by a whole-pixel crop.
+
+    insightface's `arcface_112x112` is SphereFace's `sphereface_112x96` moved
+    8 pixels right (x + 8, y unchanged), so the SphereFace crop is columns
+    8:104 of the ArcFace crop.
+    """
+    crops = {}
+    for source in TEMPLATES.values():
+        for target in TEMPLATES.values():
+            shift = np.asarray(source.points) - np.asarray(target.points)
+            top, left = np.round(shift[0, ::-1]).astype(int)
+            fits = (
+                0 <= top <= source.image_size[0] - target.image_size[0]
+                and 0 <= left <= source.image_size[1] - target.image_size[1]
+            )
+            if source is not target and fits and np.allclose(shift, [left, top], atol=1e-6):
+                crops[(source.image_size, target.image_size)] = (int(top), int(left))
+    return crops
+
+
+TEMPLATE_CROPS = _template_crops()
+
+
+def fit_to_template(images, target_hw):
+    """Crops aligned faces of one template to the size of another, never resizing.
+
+    An ArcFace-aligned 112x112 crop holds the SphereFace 112x96 crop in its
+    columns 8:104 (the two templates differ by an 8-pixel shift only), so a
+    SphereFace model gets the faces it was trained on. Resizing 112 to 96
+    columns instead would squash each face by 14% and move the eyes by 2.5
+    pixels off the SphereFace template.
+
+    Args:
+        images: aligned faces, NHWC array (any dtype).
+        target_hw: the model's `(height, width)`, or `None` where it takes
+            any size.
+
+    Returns:
+        `images` unchanged when they already have `target_hw` (or it is
+        `None`), else the crop (a view, no copy).
+
+    Raises:
+        ValueError: for images that are not NHWC, or for a size pair that is
+            not a crop between two known templates (`TEMPLATES`).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(
+            f"fit_to_template expects images (n, height, width, channels). Received: images.shape={images.shape}"
+        )
+    if target_hw is None:
+        return images
+    source, target = tuple(int(v) for v in images.shape[1:3]), tuple(int(v) for v in target_hw)
+    if source == target:
+        return images
+    if (source, target) not in TEMPLATE_CROPS:
+        known = ", ".join(f"{s[0]}x{s[1]} -> {t[0]}x{t[1]}" for s, t in TEMPLATE_CROPS)
+        raise ValueError(
+            f"Cannot fit {source[0]}x{source[1]} aligned faces to {target[0]}x{target[1]} without distorting "
+            f"them; the known template crops are {known}. Align the images to the model's template "
+            f"(`kerasface align --template ...`). Received: images of {source[0]}x{source[1]}, "
+            f"target_hw={target}"
+        )
+    top, left = TEMPLATE_CROPS[(source, target)]
+    return images[:, top : top + target[0], left : left + target[1]]

@@ -6,6 +6,9 @@ import numpy as np
 from kerasface._checks import check_positive_int
 from kerasface.evaluate.similarity import cosine_scores
 
+# How an image's embedding is combined with its horizontal mirror's.
+FLIP_MODES = ("sum", "concat", None)
+
 
 def _predict(model, images, batch_size):
     """Runs `model` over `images` in batches, cast to float32 one batch at a time.
@@ -30,17 +33,32 @@ def _predict(model, images, batch_size):
     return features
 
 
-def embed_images(model, images, flip=True, batch_size=64):
-    """Embeddings of `images`, shape (n, dim), or (n, 2 * dim) with `flip`.
+def check_flip(flip, caller):
+    """Returns `flip` as one of `FLIP_MODES` (`False` and `"none"` mean `None`), or raises `ValueError`."""
+    if flip is None or flip is False or flip == "none":
+        return None
+    if isinstance(flip, str) and flip in FLIP_MODES:
+        return flip
+    raise ValueError(
+        f"{caller}: flip must be 'sum' (insightface), 'concat' (SphereFace) or None (no mirror). "
+        f"Received: flip={flip!r}"
+    )
+
+
+def embed_images(model, images, flip="sum", batch_size=64):
+    """Embeddings of `images`, shape (n, dim), or (n, 2 * dim) with `flip="concat"`.
 
     Args:
         model: a Keras model (or any callable) from images (n, height,
             width, channels) to embeddings (n, dim). It receives the pixels
             as float32 as they are given, so it must hold its own preprocessing.
         images: array of shape (n, height, width, channels), e.g. RGB uint8.
-        flip: if `True`, each embedding is concatenated with the embedding
-            of the horizontally flipped image, as in SphereFace's evaluation.
-            Defaults to `True`.
+        flip: how the embedding of the horizontally mirrored image is used:
+            `"sum"` adds it to the image's embedding, as insightface's
+            `eval/verification.py` does before normalising (the protocol of
+            published ArcFace numbers); `"concat"` appends it, as SphereFace's
+            `test/code/evaluation.m` does; `None` ignores the mirror.
+            Defaults to `"sum"`.
         batch_size: images per forward pass. Defaults to `64`.
     """
     images = np.asarray(images)
@@ -48,22 +66,26 @@ def embed_images(model, images, flip=True, batch_size=64):
         raise ValueError(
             f"images must have shape (n, height, width, channels) with n >= 1. Received: images.shape={images.shape}"
         )
+    flip = check_flip(flip, "embed_images")
     batch_size = check_positive_int(batch_size, "batch_size", "embed_images")
     features = _predict(model, images, batch_size)
-    if flip:
-        features = np.concatenate([features, _predict(model, images[:, :, ::-1], batch_size)], axis=1)
-    return features
+    if flip is None:
+        return features
+    mirrored = _predict(model, images[:, :, ::-1], batch_size)
+    if flip == "sum":
+        return features + mirrored
+    return np.concatenate([features, mirrored], axis=1)
 
 
-def pair_scores(model, images_a, images_b, flip=True, batch_size=64):
+def pair_scores(model, images_a, images_b, flip="sum", batch_size=64):
     """Cosine similarity of the embeddings of `images_a[i]` and `images_b[i]`.
 
     Args:
         model: a Keras model (or callable) from images to embeddings.
         images_a, images_b: the two images of each pair, shape
             (n, height, width, channels).
-        flip: concatenate each embedding with its horizontal flip's
-            (see `embed_images`). Defaults to `True`.
+        flip: `"sum"`, `"concat"` or `None`: how each embedding is combined
+            with its horizontal mirror's (see `embed_images`). Defaults to `"sum"`.
         batch_size: images per forward pass. Defaults to `64`.
 
     Returns:

@@ -28,7 +28,7 @@ def test_cosine_scores_hand_computed():
         evaluate.cosine_scores([[np.nan, 0]], [[1, 0]])
 
 
-@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("flip", [None, "sum", "concat"])
 def test_pair_scores_matches_numpy(flip):
     rng = np.random.default_rng(0)
     kernel = rng.normal(size=(12, 5)).astype("float32")
@@ -37,14 +37,14 @@ def test_pair_scores_matches_numpy(flip):
 
     def embed(images):
         features = images.reshape(len(images), -1).astype(np.float64) @ kernel
-        if flip:
-            mirrored = images[:, :, ::-1].reshape(len(images), -1).astype(np.float64) @ kernel
-            features = np.concatenate([features, mirrored], axis=1)
-        return features
+        mirrored = images[:, :, ::-1].reshape(len(images), -1).astype(np.float64) @ kernel
+        if flip == "sum":
+            return features + mirrored
+        return np.concatenate([features, mirrored], axis=1) if flip == "concat" else features
 
     model = linear_model(kernel)
     features = evaluate.embed_images(model, images_a, flip=flip, batch_size=3)  # 7 = 3 + 3 + 1
-    assert features.shape == (7, 10 if flip else 5)
+    assert features.shape == (7, 10 if flip == "concat" else 5)
     np.testing.assert_allclose(features, embed(images_a), rtol=1e-4)
     scores = evaluate.pair_scores(model, images_a, images_b, flip=flip, batch_size=3)
     np.testing.assert_allclose(scores, numpy_cosine(embed(images_a), embed(images_b)), atol=1e-5)
@@ -56,10 +56,14 @@ def test_flip_changes_scores_of_asymmetric_images():
     image[0, 0, 0, 0] = 10  # top-left pixel; its mirror has the top-right one instead
     other = image.copy()
     other[0, 0, 1, 0] = 10
-    # Without flip: (10, 0) vs (10, 10) -> 1/sqrt(2). With flip the mirrored halves are (0, 0) and (0, 10).
+    # Without flip: (10, 0) vs (10, 10) -> 1/sqrt(2). The mirrors' embeddings are (0, 0) and (0, 10).
     model = linear_model(kernel)
-    assert evaluate.pair_scores(model, image, other, flip=False)[0] == pytest.approx(1 / np.sqrt(2))
-    assert evaluate.pair_scores(model, image, other, flip=True)[0] == pytest.approx(100 / (10 * np.sqrt(300)))
+    assert evaluate.pair_scores(model, image, other, flip=None)[0] == pytest.approx(1 / np.sqrt(2))
+    # concat: (10, 0, 0, 0) vs (10, 10, 0, 10) -> 100 / (10 sqrt(300)).
+    assert evaluate.pair_scores(model, image, other, flip="concat")[0] == pytest.approx(100 / (10 * np.sqrt(300)))
+    # sum (insightface): (10, 0) vs (10, 20) -> 100 / (10 sqrt(500)).
+    assert evaluate.pair_scores(model, image, other, flip="sum")[0] == pytest.approx(100 / (10 * np.sqrt(500)))
+    assert evaluate.pair_scores(model, image, other)[0] == pytest.approx(100 / (10 * np.sqrt(500)))  # the default
 
 
 def flatten(images):
@@ -75,3 +79,5 @@ def test_plain_callable_and_errors():
         evaluate.embed_images(lambda x: x, images)
     with pytest.raises(ValueError, match="images.shape=\\(2, 12\\)"):
         evaluate.embed_images(flatten, images.reshape(2, 12))
+    with pytest.raises(ValueError, match="'sum' \\(insightface\\), 'concat'.*Received: flip=True"):
+        evaluate.embed_images(flatten, images, flip=True)
