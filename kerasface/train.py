@@ -1,6 +1,7 @@
 """Training a recipe on a data set, with checkpoints, logs and exact resume."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import keras
@@ -11,18 +12,20 @@ from kerasface import zoo
 FASHION_MNIST = "fashion-mnist"
 
 
-def training_data(spec, data, batch_size=None, seed=0):
+def training_data(spec, data, seed=0):
     """`(inputs, labels or None, num_classes, class_names, steps_per_epoch)` for `data`.
 
     `data` is `"fashion-mnist"` (IDX files, see `load_fashion_mnist`), an
     `(images, labels)` pair of arrays, or a folder of identity folders.
-    Recipes with P x K batches (FaceNet, SphereReID) get identity-balanced ones.
+    Batches have `spec.batch_size` images; recipes with P x K batches
+    (FaceNet, SphereReID) get identity-balanced ones of
+    `spec.identities_per_batch` x `spec.images_per_identity`.
     Datasets repeat, so `fit` needs the returned `steps_per_epoch`: Keras
     takes one step too many at the end of a dataset of unknown length.
     """
     from kerasface.data import identity_balanced, image_folder, load_fashion_mnist
 
-    batch_size = batch_size or spec.batch_size
+    batch_size = spec.batch_size
     if isinstance(data, str) and data == FASHION_MNIST:
         (images, labels), _ = load_fashion_mnist()
         data = (images, labels)
@@ -52,12 +55,19 @@ def train(
 ):
     """Trains recipe `name` on `data`, writing everything under `out`.
 
-    Writes `checkpoint.keras` every epoch, `log.csv`, `tensorboard/` (when
+    Writes `recipe.json` (the recipe as trained), `checkpoint.keras` every epoch, `log.csv`, `tensorboard/` (when
     TensorBoard is installed),
     `class_names.json` (for folders), and at the end `model.keras` and
     `embedder.keras`; `callbacks` are added to those. `resume=True` continues an interrupted run exactly
     (optimiser state, SphereFace lambda counter, centres, epoch); without it,
     an `out` that already holds a run is refused rather than overwritten.
+
+    Units: `batch_size` is the global batch (all devices). When it differs
+    from the recipe's, the learning rates are scaled linearly and
+    iteration-counted schedules stretched (`Recipe.for_batch_size`), and the
+    change is printed. Steps per epoch come from the data; a recipe counted
+    in iterations trains `ceil(steps / steps_per_epoch)` epochs unless
+    `epochs` is given.
 
     Returns:
         `(model, history)`.
@@ -74,14 +84,26 @@ def train(
         raise FileNotFoundError(f"{out} holds no interrupted run to resume.")
     if (out / "model.keras").exists() and not resume:
         raise FileExistsError(f"{out} already holds a trained model.keras; choose another output directory.")
-    out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
     spec = zoo.recipe(name).replace(**overrides) if overrides else zoo.recipe(name)
-    inputs, labels, classes, class_names, steps_per_epoch = training_data(spec, data, batch_size, seed)
+    if batch_size is not None and batch_size != spec.batch_size:
+        scaled = spec.for_batch_size(batch_size)
+        print(
+            f"{spec.name}: global batch {batch_size} instead of the recipe's {spec.batch_size}: learning rate scaled "
+            f"by {batch_size / spec.batch_size:g} (linear scaling rule)"
+            + (", iteration schedule stretched to match" if spec.schedule_unit == "step" else "")
+            + (f", {scaled.identities_per_batch} identities x {scaled.images_per_identity} images" if spec.images_per_identity else "")
+            + "."
+        )
+        spec = scaled
+    keras.utils.set_random_seed(seed)
+    inputs, labels, classes, class_names, steps_per_epoch = training_data(spec, data, seed)
+    out.mkdir(parents=True, exist_ok=True)
     if class_names is not None:
         save_class_names(class_names, out / "class_names.json")
     if spec.head is not None:
         spec = spec.replace(num_classes=classes)
+    # The recipe as trained (after batch scaling and overrides), for whoever reads the run later.
+    (out / "recipe.json").write_text(json.dumps(spec.to_config(), indent=2))
     model = zoo.from_recipe(spec, steps_per_epoch=steps_per_epoch)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
@@ -91,11 +113,11 @@ def train(
     ]
     if importlib.util.find_spec("tensorboard"):
         callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
-    epochs = epochs or spec.epochs or max(1, -(-spec.steps // (steps_per_epoch or 1)))
+    epochs = epochs or spec.epochs or -(-spec.steps // steps_per_epoch)
     history = model.fit(
         inputs,
         labels,
-        batch_size=None if labels is None else batch_size or spec.batch_size,
+        batch_size=None if labels is None else spec.batch_size,
         epochs=epochs,
         steps_per_epoch=None if labels is not None else steps_per_epoch,
         callbacks=callbacks,

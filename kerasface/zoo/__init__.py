@@ -10,7 +10,7 @@ from kerasface.zoo import recipes  # noqa: F401  (fills the registry)
 from kerasface.zoo.face_model import FaceModel, from_recipe, make_embedder
 from kerasface.zoo.recipe import Preprocessing, Recipe
 from kerasface.zoo.registry import names, recipe, register
-from kerasface.zoo.schedules import AnnealingLogger, WarmupPiecewiseDecay, learning_rate, make_optimizer
+from kerasface.zoo.schedules import AnnealingLogger, StopOnNaN, WarmupPiecewiseDecay, learning_rate, make_optimizer
 
 
 def build(name, num_classes=None, *, compile=True, weights=None, steps_per_epoch=None, **overrides):
@@ -21,7 +21,8 @@ def build(name, num_classes=None, *, compile=True, weights=None, steps_per_epoch
         num_classes: number of training identities (defaults to the paper's data set).
         compile: compile with the recipe's optimiser, schedule and loss.
         weights: a local weights file for the backbone (nothing is downloaded).
-        steps_per_epoch: converts epoch-based schedules to iterations.
+        steps_per_epoch: converts epoch-based schedules to iterations; without it
+            they assume the paper's data set size and warn (`train()` takes it from the data).
         **overrides: recipe fields to change, e.g. `head="arcface"` or
             `input_shape=(56, 48, 3)`.
     """
@@ -38,6 +39,7 @@ __all__ = [
     "FaceModel",
     "Preprocessing",
     "Recipe",
+    "StopOnNaN",
     "WarmupPiecewiseDecay",
     "build",
     "from_recipe",

@@ -6,7 +6,7 @@ import numpy as np
 from kerasface._checks import check_labels
 from kerasface.layers import CenterLoss
 from kerasface.zoo.recipe import HEADS, METRIC_LOSSES, Recipe
-from kerasface.zoo.schedules import AnnealingLogger, make_optimizer
+from kerasface.zoo.schedules import AnnealingLogger, StopOnNaN, make_optimizer
 
 @keras.saving.register_keras_serializable(package="kerasface")
 class FaceModel(keras.Model):
@@ -37,6 +37,9 @@ class FaceModel(keras.Model):
         if center_loss is not None and not center_loss.built:
             center_loss.build([(None, dim), (None,)])
         self.head_accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy") if head else None
+        # Each loss term is logged, so a NaN can be traced to the term that produced it.
+        self.head_loss_tracker = keras.metrics.Mean(name="head_loss") if head else None
+        self.center_loss_tracker = keras.metrics.Mean(name="center_loss") if center_loss else None
         self.built = True
 
     @property
@@ -52,10 +55,13 @@ class FaceModel(keras.Model):
         extra = 0.0
         if self.center_loss is not None:
             extra = self.center_loss.loss_and_update(y_pred, y, training)
+            self.center_loss_tracker.update_state(extra)
         # A Partial FC head's training logits cover its sampled classes; labels follow them.
         logits, labels = self.head.logits_and_labels(y_pred, y, training)
         self.head_accuracy.update_state(labels, logits, sample_weight)
-        return super().compute_loss(x, labels, logits, sample_weight, training) + extra
+        head_loss = super().compute_loss(x, labels, logits, sample_weight, training)
+        self.head_loss_tracker.update_state(head_loss)
+        return head_loss + extra
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", steps_per_epoch=None, **kwargs):
         """Compiles with the recipe's optimiser, schedule and loss where `"auto"`."""
@@ -65,6 +71,8 @@ class FaceModel(keras.Model):
             optimizer = make_optimizer(self.recipe, steps_per_epoch)
         if isinstance(loss, str) and loss == "auto":
             loss = self._default_loss()
+        elif self.head is not None:
+            loss = self._loss_on_logits(loss)
         if isinstance(metrics, str) and metrics == "auto":
             metrics = None
         elif metrics and self.head is not None:
@@ -81,6 +89,23 @@ class FaceModel(keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         self.optimizer.build(self.trainable_variables)
 
+    def _loss_on_logits(self, loss):
+        """The head gives logits: a cross-entropy by name takes them as logits; one on probabilities is refused."""
+        if isinstance(loss, str):
+            if loss in ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"):
+                return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            raise ValueError(
+                f"{self.name}: the head gives logits over classes and integer labels; compile with loss='auto' "
+                "(sparse categorical cross-entropy from logits) or a Loss object that takes logits. "
+                f"Received: loss={loss!r}"
+            )
+        if getattr(loss, "from_logits", None) is False:
+            raise ValueError(
+                f"{self.name}: the head gives logits, but this loss expects probabilities (from_logits=False); "
+                f"training would run at chance. Pass from_logits=True. Received: loss={loss!r}"
+            )
+        return loss
+
     def _default_loss(self):
         if self.head is not None:
             return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -93,6 +118,7 @@ class FaceModel(keras.Model):
         callbacks = list(callbacks or [])
         if hasattr(self.head, "annealing_lambda"):
             callbacks.insert(0, AnnealingLogger())
+        callbacks.insert(0, StopOnNaN())
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -161,7 +187,11 @@ def make_embedder(recipe, weights=None):
     normalised = keras.layers.Rescaling(
         recipe.preprocessing.scale, recipe.preprocessing.offset, name="preprocessing"
     )(images)
-    return keras.Model(images, backbone(normalised), name=f"{recipe.name}_embedder")
+    embeddings = backbone(normalised)
+    if recipe.normalize_embeddings:
+        # facenet: tf.nn.l2_normalize(prelogits, 1, 1e-10) (davidsandberg/facenet src/train_tripletloss.py).
+        embeddings = keras.layers.UnitNormalization(name="l2_normalize")(embeddings)
+    return keras.Model(images, embeddings, name=f"{recipe.name}_embedder")
 
 
 def from_recipe(recipe, compile=True, weights=None, steps_per_epoch=None):

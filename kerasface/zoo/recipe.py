@@ -46,8 +46,20 @@ class Recipe:
     """Everything needed to build and train one model of the zoo.
 
     Data locations never appear here: they come from the caller.
-    Schedules are in iterations (`unit="step"`) or epochs (`unit="epoch"`,
-    converted with `steps_per_epoch`).
+
+    Units, as the reference code counts them:
+    - `batch_size` is the *global* batch (all GPUs together) that the
+      learning rates were set for; `for_batch_size` rescales a recipe to
+      another global batch. With P x K sampling, `batch_size` is
+      `identities_per_batch * images_per_identity`.
+    - Schedules are in iterations (`unit="step"`) or epochs (`unit="epoch"`);
+      epochs become iterations with the data's steps per epoch, or without
+      data with `dataset_size` (the paper's training set) / `batch_size`.
+    - `optimizer_args["l2_decay"]` is the reference's weight decay, added to
+      the gradient (see `kerasface.optimizers`); Keras' decoupled
+      `weight_decay` is only for recipes whose reference decouples it.
+    - `normalize_embeddings` L2-normalises the embedder's output, as FaceNet
+      does before its triplet loss and for its exported embeddings.
     """
 
     name: str
@@ -73,7 +85,8 @@ class Recipe:
     images_per_identity: int | None = None
     epochs: int | None = None
     steps: int | None = None
-    steps_per_epoch: int | None = None
+    dataset_size: int | None = None
+    normalize_embeddings: bool = False
     dataset: str = ""
     reported: str = ""
 
@@ -98,6 +111,72 @@ class Recipe:
         for name in ("embedding_dim", "num_classes", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{where}: {name} must be >= 1. Received: {name}={getattr(self, name)}")
+        sampling = (self.identities_per_batch, self.images_per_identity)
+        if (sampling[0] is None) != (sampling[1] is None):
+            raise ValueError(
+                f"{where}: P x K sampling needs both identities_per_batch and images_per_identity. "
+                f"Received: identities_per_batch={sampling[0]}, images_per_identity={sampling[1]}"
+            )
+        if sampling[0] is not None and sampling[0] * sampling[1] != self.batch_size:
+            raise ValueError(
+                f"{where}: with P x K sampling the batch is identities_per_batch * images_per_identity = "
+                f"{sampling[0] * sampling[1]}. Received: batch_size={self.batch_size}"
+            )
+        if self.epochs is None and self.steps is None:
+            raise ValueError(f"{where}: give the training length as epochs or steps.")
+
+    @property
+    def schedule_unit(self):
+        return self.schedule_args.get("unit", "step")
+
+    def paper_steps_per_epoch(self):
+        """Iterations per epoch on the paper's data set at `batch_size` (ceil)."""
+        if not self.dataset_size:
+            raise ValueError(
+                f"Recipe {self.name!r} counts its schedule in epochs and does not know its data set size: "
+                "pass steps_per_epoch."
+            )
+        return -(-self.dataset_size // self.batch_size)
+
+    def for_batch_size(self, batch_size):
+        """This recipe at another global batch, by the linear scaling rule.
+
+        Goyal et al. 2017 (arXiv 1706.02677, section 2.1): the learning rates
+        (and a warm-up's start) scale with `batch_size / self.batch_size`, and
+        schedules counted in iterations are stretched by the inverse ratio, so
+        the run sees the same number of images at each rate. Epoch schedules
+        need no change. P x K recipes keep K images per identity and take
+        `batch_size / K` identities.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"Recipe {self.name!r}: batch_size must be a positive integer. Received: {batch_size!r}")
+        if batch_size == self.batch_size:
+            return self
+        changes = {"batch_size": batch_size}
+        if self.images_per_identity:
+            if batch_size % self.images_per_identity:
+                raise ValueError(
+                    f"Recipe {self.name!r} samples {self.images_per_identity} images per identity (P x K): "
+                    f"the batch size must be a multiple of {self.images_per_identity}. Received: batch_size={batch_size}"
+                )
+            changes["identities_per_batch"] = batch_size // self.images_per_identity
+        ratio = batch_size / self.batch_size
+        args = dict(self.schedule_args)
+        for key in ("learning_rate", "warmup_start"):
+            if key in args:
+                args[key] = args[key] * ratio
+        if "values" in args:
+            args["values"] = [value * ratio for value in args["values"]]
+        if self.schedule_unit == "step":
+            for key in ("warmup", "decay_steps"):
+                if key in args:
+                    args[key] = max(1, round(args[key] / ratio))
+            if "boundaries" in args:
+                args["boundaries"] = [max(1, round(b / ratio)) for b in args["boundaries"]]
+            if self.steps is not None:
+                changes["steps"] = max(1, round(self.steps / ratio))
+        changes["schedule_args"] = args
+        return dataclasses.replace(self, **changes)
 
     def replace(self, **changes):
         """A copy with `changes`; a new `head` without `head_args` drops the old head's arguments."""

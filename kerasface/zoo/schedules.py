@@ -1,7 +1,12 @@
 """Learning-rate schedules and callbacks the recipes train with."""
 
+import math
+import warnings
+
 import keras
 from keras import ops
+
+from kerasface.optimizers import OPTIMIZERS
 
 
 @keras.saving.register_keras_serializable(package="kerasface")
@@ -39,13 +44,23 @@ class WarmupPiecewiseDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def learning_rate(recipe, steps_per_epoch=None):
-    """The recipe's schedule as a Keras object (epochs converted to iterations)."""
+    """The recipe's schedule as a Keras object (epochs converted to iterations).
+
+    Epoch schedules take `steps_per_epoch` from the data; without it they
+    assume the paper's data set (`recipe.paper_steps_per_epoch()`) and warn.
+    """
     args = dict(recipe.schedule_args)
     per_unit = 1
     if args.pop("unit", "step") == "epoch":
-        per_unit = steps_per_epoch or recipe.steps_per_epoch
+        per_unit = steps_per_epoch
         if not per_unit:
-            raise ValueError(f"Recipe {recipe.name!r} schedules by epoch: pass steps_per_epoch.")
+            per_unit = recipe.paper_steps_per_epoch()
+            warnings.warn(
+                f"Recipe {recipe.name!r} schedules by epoch and no steps_per_epoch was given: assuming the "
+                f"paper's data set, {recipe.dataset_size} images / batch {recipe.batch_size} = {per_unit} "
+                "steps per epoch. Pass steps_per_epoch (train() derives it from the data).",
+                stacklevel=3,
+            )
     if recipe.schedule == "constant":
         return args["learning_rate"]
     if recipe.schedule == "step":
@@ -66,11 +81,12 @@ def learning_rate(recipe, steps_per_epoch=None):
 
 
 def make_optimizer(recipe, steps_per_epoch=None):
-    """The recipe's optimiser with its learning-rate schedule."""
-    optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad}
-    if recipe.optimizer not in optimizers:
-        raise ValueError(f"Recipe {recipe.name!r}: optimizer must be one of {sorted(optimizers)}.")
-    return optimizers[recipe.optimizer](learning_rate=learning_rate(recipe, steps_per_epoch), **recipe.optimizer_args)
+    """The recipe's optimiser with its learning-rate schedule (`kerasface.optimizers`, coupled L2 decay)."""
+    if recipe.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"Recipe {recipe.name!r}: optimizer must be one of {sorted(OPTIMIZERS)}. Received: {recipe.optimizer!r}"
+        )
+    return OPTIMIZERS[recipe.optimizer](learning_rate=learning_rate(recipe, steps_per_epoch), **recipe.optimizer_args)
 
 
 class AnnealingLogger(keras.callbacks.Callback):
@@ -84,3 +100,33 @@ class AnnealingLogger(keras.callbacks.Callback):
         if logs is not None and hasattr(head, "annealing_lambda"):
             logs["lambda"] = float(ops.convert_to_numpy(head.annealing_lambda()))
             logs["head_iteration"] = int(ops.convert_to_numpy(head.iteration))
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss, or one of its terms, is NaN or infinite.
+
+    Raises `FloatingPointError` naming the step (the optimiser's iteration),
+    the epoch and the terms that went bad (`head_loss`, `center_loss`, or the
+    metric loss itself as `loss`). `FaceModel.fit` adds it; checkpoints
+    written before the step stay as they were.
+    """
+
+    TERMS = ("loss", "head_loss", "center_loss")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = [
+            f"{key}={float(logs[key])}"
+            for key in self.TERMS
+            if logs and key in logs and not math.isfinite(float(logs[key]))
+        ]
+        if bad:
+            self.model.stop_training = True
+            step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+            raise FloatingPointError(
+                f"Training stopped at step {step} (epoch {getattr(self, 'epoch', 0) + 1}, batch {batch + 1}): "
+                f"the loss is not finite. Received: {', '.join(bad)}. Lower the learning rate, check the "
+                "inputs for NaN/inf, or use a smaller loss weight for the term named."
+            )

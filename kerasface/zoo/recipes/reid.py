@@ -32,7 +32,7 @@ def spherereid():
         identities_per_batch=16,
         images_per_identity=4,
         epochs=140,
-        steps_per_epoch=202,
+        dataset_size=12936,
         dataset="Market-1501 (751 training identities, 12,936 images; research-only licence)",
         reported="Market-1501 rank-1 94.4%, mAP 83.6% (paper, single query, no re-ranking)",
     )

@@ -19,7 +19,7 @@ def _sphereface(depth, reported):
         head="sphereface",
         head_args={"margin": 4, "lambda_base": 1000.0, "lambda_gamma": 0.12, "lambda_power": 1.0, "lambda_min": 5.0},
         optimizer="sgd",
-        optimizer_args={"momentum": 0.9, "weight_decay": 5e-4},
+        optimizer_args={"momentum": 0.9, "l2_decay": 5e-4},
         schedule="step",
         schedule_args={"boundaries": [16000, 24000], "values": [0.1, 0.01, 0.001]},
         batch_size=256,
