@@ -3,7 +3,9 @@
 import dataclasses
 import io
 import pickle
+import pickletools
 import re
+import struct
 from pathlib import Path
 
 import cv2
@@ -14,8 +16,17 @@ _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)s\d+_")
 
 
 def decode_image(data, image_size=None, source="image"):
-    """Decodes JPEG/PNG `bytes` to an RGB uint8 array, resized to `image_size` (height, width)."""
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    """Decodes JPEG/PNG `bytes` to an RGB uint8 array, resized to `image_size` (height, width).
+
+    Raises:
+        ValueError: naming `source`, for empty bytes or bytes that do not decode.
+    """
+    if len(data) == 0:
+        raise ValueError(f"{source} is empty (0 bytes), not an image.")
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        raise ValueError(f"{source} cannot be decoded as an image: {error}") from error
     if bgr is None:
         raise ValueError(f"{source} cannot be decoded as an image (JPEG, PNG, ...).")
     if image_size is not None and bgr.shape[:2] != tuple(image_size):
@@ -102,13 +113,42 @@ class _NoGlobalsUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused to import {module}.{name}")
 
 
+_MEMO_PUTS = ("PUT", "BINPUT", "LONG_BINPUT")
+# What the C unpickler raises on malformed input (an APPEND to bytes is an
+# AttributeError, an oversized text index an OverflowError, ...).
+_UNPICKLING_ERRORS = (
+    EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError, MemoryError, RecursionError,
+)  # fmt: skip
+
+
+def _check_pickle_sizes(data, path):
+    """Walks the opcodes of a pickle without building anything, so that no
+    declared size (a byte string, a frame, a memo index) larger than the
+    file reaches the unpickler, which would allocate it first.
+
+    `pickletools.genops` reads each argument from the data and fails on one
+    that runs past the end; frames and memo indices are checked here.
+    """
+    count = 0
+    try:
+        for count, (opcode, arg, position) in enumerate(pickletools.genops(io.BytesIO(data)), 1):
+            if opcode.name == "FRAME" and arg > len(data) - position:
+                raise ValueError(f"a frame of {arg} bytes at byte {position} is longer than the rest of the file")
+            if opcode.name in _MEMO_PUTS and not 0 <= int(arg) < count:
+                raise ValueError(f"memo index {arg} at byte {position} is larger than the pickle")
+    except (ValueError, struct.error, OverflowError) as error:
+        raise ValueError(f"{path} is not a readable pickle: {error}") from error
+
+
 def read_verification_bin(path, image_size=None):
     """Reads an insightface verification file (lfw.bin, cfp_fp.bin, agedb_30.bin, ...).
 
     The file is a pickle of `(images, issame)`: a list of 2n encoded images
     (JPEG/PNG bytes; pair i is images 2i and 2i + 1) and a list of n booleans.
     It is loaded without importing anything, so a file that tries to run code
-    is refused.
+    is refused, and its opcodes are checked first, so a damaged file that
+    declares sizes beyond its own length is refused before anything is
+    allocated.
 
     Args:
         path: the `.bin` file.
@@ -118,14 +158,20 @@ def read_verification_bin(path, image_size=None):
     Returns:
         `(images_a, images_b, issame)`: two RGB uint8 arrays of shape
         (n, height, width, 3) and n booleans.
+
+    Raises:
+        ValueError: naming the file (and the image), for anything but a
+            well-formed file of decodable images.
     """
+    data = Path(path).read_bytes()
+    _check_pickle_sizes(data, path)
     try:
         # encoding="bytes": insightface wrote these files with Python 2, whose str is bytes.
-        content = _NoGlobalsUnpickler(io.BytesIO(Path(path).read_bytes()), encoding="bytes").load()
+        content = _NoGlobalsUnpickler(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as error:
         raise ValueError(f"{path} is not a plain verification pickle: {error}") from error
-    except (EOFError, ValueError, TypeError, IndexError, KeyError) as error:
-        raise ValueError(f"{path} is not a readable pickle: {error}") from error
+    except _UNPICKLING_ERRORS as error:
+        raise ValueError(f"{path} is not a readable pickle: {type(error).__name__}: {error}") from error
     if not (isinstance(content, (tuple, list)) and len(content) == 2):
         raise ValueError(f"{path} must hold a pair (images, issame). Received a {type(content).__name__}")
     encoded, issame = content

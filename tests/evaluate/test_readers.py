@@ -154,3 +154,28 @@ def test_plot_roc_writes_png(tmp_path):
     assert image[..., :3].std() > 0.05  # not a blank canvas
     with pytest.raises(ValueError, match="every FAR is 0"):
         evaluate.plot_roc([0.0, 0.0], [0.0, 1.0], tmp_path / "empty.png")
+
+
+def test_empty_image_entry_is_a_value_error_naming_it(tmp_path):
+    path = tmp_path / "lfw.bin"
+    path.write_bytes(pickle.dumps(([png(random_images(1)[0]), b""], [True])))
+    with pytest.raises(ValueError, match=r"lfw\.bin, image 1 is empty \(0 bytes\)"):
+        evaluate.read_verification_bin(path)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.jpg is empty"):
+        evaluate.load_images([tmp_path / "empty.jpg"])
+
+
+def test_declared_sizes_beyond_the_file_are_refused_before_allocating(tmp_path):
+    # Each would make the unpickler allocate gigabytes (a MemoryError) before noticing the file is short.
+    good = pickle.dumps(([png(image) for image in random_images(2)], [True]), protocol=2)
+    assert good.startswith(b"\x80\x02]q\x00")  # the list is memoised at index 0 (BINPUT 0)
+    cases = {
+        "memo.bin": (good.replace(b"q\x00", b"r" + struct.pack("<I", 0xFFFFFFF0), 1), "memo index 4294967280"),
+        "bytes8.bin": (b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b"abc.", "expected 4611686018427387904 bytes"),
+        "frame.bin": (b"\x80\x04\x95" + struct.pack("<Q", 2**40) + b"N.", "a frame of 1099511627776 bytes"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=rf"{name} is not a readable pickle: .*{message}"):
+            evaluate.read_verification_bin(tmp_path / name)
