@@ -130,13 +130,14 @@ class Recipe:
         return self.schedule_args.get("unit", "step")
 
     def paper_steps_per_epoch(self):
-        """Iterations per epoch on the paper's data set at `batch_size` (ceil)."""
+        """Iterations per epoch on the paper's data set at `batch_size`, rounded
+        down as arcface_torch's `num_image // total_batch_size`."""
         if not self.dataset_size:
             raise ValueError(
                 f"Recipe {self.name!r} counts its schedule in epochs and does not know its data set size: "
                 "pass steps_per_epoch."
             )
-        return -(-self.dataset_size // self.batch_size)
+        return max(1, self.dataset_size // self.batch_size)
 
     def for_batch_size(self, batch_size):
         """This recipe at another global batch, by the linear scaling rule.

@@ -11,27 +11,42 @@ from kerasface.optimizers import OPTIMIZERS
 
 @keras.saving.register_keras_serializable(package="kerasface")
 class WarmupPiecewiseDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from `warmup_start` to `values[0]` over `warmup_steps`,
-    then piecewise-constant `values` changing at `boundaries` (iterations).
+    """A warm-up from `warmup_start` to `values[0]` over `warmup_steps`, then
+    piecewise-constant `values` changing *at* the iterations in `boundaries`.
 
-    SphereReID (Fan et al. 2018) warms up from 5e-5 to 1e-3 over 20 epochs.
+    `warmup_shape="linear"` ramps linearly; `"exponential"` multiplies the
+    rate by a constant factor, `warmup_start * (values[0] / warmup_start) **
+    (t / warmup_steps)`, with `t` rounded down to a multiple of
+    `warmup_period` (the SphereReID reproduction raises it once per epoch).
+
+    Reference:
+    - SphereReID (Fan et al. 2018) warms up from 5e-5 to 1e-3 over 20 epochs
+      (CoinCheung/SphereReID train.py: `warmup_lr * warmup_scale ** epoch`).
     """
 
-    def __init__(self, warmup_steps, warmup_start, boundaries, values):
+    def __init__(self, warmup_steps, warmup_start, boundaries, values, warmup_shape="linear", warmup_period=1):
         if len(values) != len(boundaries) + 1:
             raise ValueError(
                 f"values needs one more entry than boundaries. Received: boundaries={boundaries}, values={values}"
             )
+        if warmup_shape not in WARMUP_SHAPES:
+            raise ValueError(f"warmup_shape must be one of {WARMUP_SHAPES}. Received: warmup_shape={warmup_shape!r}")
         self.warmup_steps = int(warmup_steps)
         self.warmup_start = float(warmup_start)
         self.boundaries = [int(b) for b in boundaries]
         self.values = [float(v) for v in values]
-        self.decay = keras.optimizers.schedules.PiecewiseConstantDecay(self.boundaries, self.values)
+        self.warmup_shape = warmup_shape
+        self.warmup_period = max(1, int(warmup_period))
+        self.decay = piecewise_constant(self.boundaries, self.values)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        fraction = ops.minimum(step / max(self.warmup_steps, 1), 1.0)
-        warm = self.warmup_start + fraction * (self.values[0] - self.warmup_start)
+        ramp = ops.floor(step / self.warmup_period) * self.warmup_period
+        fraction = ops.minimum(ramp / max(self.warmup_steps, 1), 1.0)
+        if self.warmup_shape == "linear":
+            warm = self.warmup_start + fraction * (self.values[0] - self.warmup_start)
+        else:
+            warm = self.warmup_start * (self.values[0] / self.warmup_start) ** fraction
         return ops.where(step < self.warmup_steps, warm, self.decay(step))
 
     def get_config(self):
@@ -40,7 +55,19 @@ class WarmupPiecewiseDecay(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_start": self.warmup_start,
             "boundaries": self.boundaries,
             "values": self.values,
+            "warmup_shape": self.warmup_shape,
+            "warmup_period": self.warmup_period,
         }
+
+
+WARMUP_SHAPES = ("linear", "exponential")
+
+
+def piecewise_constant(boundaries, values):
+    """`values[k]` from iteration `boundaries[k - 1]` on (0-based), as Caffe's
+    "multistep" policy and PyTorch's `MultiStepLR` change the rate *at* a
+    boundary; Keras' `PiecewiseConstantDecay` changes it one step later."""
+    return keras.optimizers.schedules.PiecewiseConstantDecay([b - 1 for b in boundaries], list(values))
 
 
 def learning_rate(recipe, steps_per_epoch=None):
@@ -64,14 +91,15 @@ def learning_rate(recipe, steps_per_epoch=None):
     if recipe.schedule == "constant":
         return args["learning_rate"]
     if recipe.schedule == "step":
-        boundaries = [int(b * per_unit) for b in args["boundaries"]]
-        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, list(args["values"]))
+        return piecewise_constant([int(b * per_unit) for b in args["boundaries"]], args["values"])
     if recipe.schedule == "warmup_step":
         return WarmupPiecewiseDecay(
             int(args["warmup"] * per_unit),
             args["warmup_start"],
             [int(b * per_unit) for b in args["boundaries"]],
             list(args["values"]),
+            warmup_shape=args.get("warmup_shape", "linear"),
+            warmup_period=per_unit if args.get("warmup_shape") == "exponential" else 1,
         )
     if recipe.schedule == "polynomial":
         return keras.optimizers.schedules.PolynomialDecay(

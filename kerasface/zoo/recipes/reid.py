@@ -6,6 +6,9 @@ from kerasface.zoo.registry import register
 
 @register
 def spherereid():
+    """The paper's network D and schedule as the CoinCheung/SphereReID reproduction (train.py) trains it:
+    Adam with coupled L2 5e-4, a per-epoch exponential warm-up 5e-5 -> 1e-3 over 20 epochs, x0.1 at 80
+    and 100, 140 epochs of P x K = 16 x 4."""
     return Recipe(
         name="spherereid",
         paper="Fan et al., SphereReID: Deep Hypersphere Manifold Embedding for Person Re-Identification, "
@@ -18,13 +21,15 @@ def spherereid():
         preprocessing=IMAGENET,
         head="normface",
         head_args={"scale": 14.0},
+        # torch.optim.Adam(lr=1e-3, weight_decay=5e-4): default betas and eps, L2 in the gradient.
         optimizer="adam",
-        optimizer_args={"beta_2": 0.99, "epsilon": 1e-8},
+        optimizer_args={"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "l2_decay": 5e-4},
         schedule="warmup_step",
         schedule_args={
             "unit": "epoch",
             "warmup": 20,
             "warmup_start": 5e-5,
+            "warmup_shape": "exponential",
             "boundaries": [80, 100],
             "values": [1e-3, 1e-4, 1e-5],
         },

@@ -3,10 +3,13 @@
 from kerasface.zoo.recipe import SPHEREFACE, Recipe
 from kerasface.zoo.registry import register
 
+BIAS = r"(^|/)bias$"
 CASIA_WEBFACE = "CASIA-WebFace (10,575 identities, 494k images; 10,572 after the SphereFace clean-up)"
 
 
 def _sphereface(depth, reported):
+    """wy1iu/sphereface train/code/sphereface_solver.prototxt and sphereface_model.prototxt (SphereFace-20;
+    the other depths are held to the same solver, which is all the release gives)."""
     return Recipe(
         name=f"sphereface{depth}",
         paper="Liu et al., SphereFace: Deep Hypersphere Embedding for Face Recognition, CVPR 2017 (arXiv 1704.08063)",
@@ -19,10 +22,13 @@ def _sphereface(depth, reported):
         head="sphereface",
         head_args={"margin": 4, "lambda_base": 1000.0, "lambda_gamma": 0.12, "lambda_power": 1.0, "lambda_min": 5.0},
         optimizer="sgd",
-        optimizer_args={"momentum": 0.9, "l2_decay": 5e-4},
+        # Caffe's coupled decay; biases have decay_mult 0 (train/code/sphereface_model.prototxt), PReLU slopes
+        # and the fc6 class weights are decayed.
+        optimizer_args={"momentum": 0.9, "l2_decay": 5e-4, "l2_exclude": [BIAS]},
         schedule="step",
         schedule_args={"boundaries": [16000, 24000], "values": [0.1, 0.01, 0.001]},
-        batch_size=256,
+        # 256 per GPU on 2 GPUs (sphereface_train.sh 0,1): the rate 0.1 is for a global batch of 512.
+        batch_size=512,
         steps=28000,
         dataset=CASIA_WEBFACE,
         reported=reported,
