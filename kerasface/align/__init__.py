@@ -1,6 +1,6 @@
 """Face detection and five-point similarity alignment."""
 
-from kerasface.align.detect import Face, detect
+from kerasface.align.detect import Face, by_centrality, central_face_values, detect, select_face
 from kerasface.align.templates import (
     LANDMARK_NAMES,
     TEMPLATE_CROPS,
@@ -18,9 +18,12 @@ __all__ = [
     "Face",
     "Template",
     "align",
+    "by_centrality",
+    "central_face_values",
     "detect",
     "estimate_transform",
     "fit_to_template",
     "get_template",
+    "select_face",
     "umeyama",
 ]

@@ -100,3 +100,51 @@ def detect(image, detector="mtcnn"):
         raise ValueError(f"Unknown detector; choose one of {sorted(DETECTORS)}. Received: detector={detector!r}")
     faces = DETECTORS[detector](_as_rgb(image))
     return sorted(faces, key=lambda face: face.score, reverse=True)
+
+
+def central_face_values(boxes, image_shape):
+    """How strongly each box is "the" face of the image: its area minus twice its squared offset from the centre.
+
+    This is the criterion of facenet's `src/align/align_dataset_mtcnn.py`
+    (`bounding_box_size - offset_dist_squared * 2.0`, when
+    `detect_multiple_faces` is off) and of insightface's detectors
+    (`area - offset_dist_squared * 2.0`), with which the training and test
+    sets of published models were aligned: a large face wins, and being
+    near the centre counts twice as much as pixels of area.
+
+    Args:
+        boxes: array (n, 4) of `(x, y, width, height)` boxes, as `Face.box`.
+        image_shape: the image's shape, `(height, width, ...)`; its centre
+            is `(width / 2, height / 2)`, as facenet takes it.
+
+    Returns:
+        An array of n values; the largest marks the face to keep.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    height, width = image_shape[:2]
+    x, y, box_width, box_height = boxes.T
+    offset_squared = (x + box_width / 2 - width / 2) ** 2 + (y + box_height / 2 - height / 2) ** 2
+    return box_width * box_height - 2.0 * offset_squared
+
+
+def by_centrality(faces, image_shape):
+    """`faces` ordered by `central_face_values`, the face that facenet and insightface keep first.
+
+    Ties keep the detector's order (its most confident first), as `np.argmax`
+    keeps the first of equal values.
+    """
+    if not faces:
+        return []
+    values = central_face_values([face.box for face in faces], image_shape)
+    return [faces[index] for index in np.argsort(-values, kind="stable")]
+
+
+def select_face(faces, image_shape):
+    """The face that facenet and insightface keep: the largest face nearest the image centre, or `None`.
+
+    Args:
+        faces: `Face`s of one image, as `detect` returns them.
+        image_shape: that image's shape, `(height, width, ...)`.
+    """
+    ordered = by_centrality(faces, image_shape)
+    return ordered[0] if ordered else None

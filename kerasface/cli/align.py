@@ -14,9 +14,12 @@ def register(subparsers):
         "align",
         help="detect (MTCNN) and align the faces of an image folder tree",
         description=(
-            "Finds the most confident face of every image under SRC, aligns its five landmarks onto the "
-            "template and writes the crop to the same relative path under DST, so identity folders are "
-            f"kept. Images without a face or that cannot be read are listed at the end and in DST/{REPORT_NAME}."
+            "Finds the faces of every image under SRC with MTCNN and keeps the largest face nearest the "
+            "centre (facenet's and insightface's rule: area minus twice the squared offset of the box "
+            "centre from the image centre), aligns its five landmarks onto the template and writes the "
+            "crop to the same relative path under DST, so identity folders are kept. With --all-faces "
+            "every face is written, as NAME_0.EXT, NAME_1.EXT, ... (_0 is the face kept otherwise). Images "
+            f"without a face or that cannot be read are listed at the end and in DST/{REPORT_NAME}."
         ),
     )
     parser.add_argument("src", help="folder of images, e.g. one sub-folder per identity")
@@ -33,6 +36,11 @@ def register(subparsers):
         nargs=2,
         metavar=("HEIGHT", "WIDTH"),
         help="crop size; the template is scaled to it (default: the template's size)",
+    )
+    parser.add_argument(
+        "--all-faces",
+        action="store_true",
+        help="write every detected face, with suffixes _0, _1, ... (default: only the central largest face)",
     )
     parser.set_defaults(func=run)
 
@@ -55,7 +63,7 @@ class Progress:
 def run(args):
     import cv2
 
-    from kerasface.align import align, detect
+    from kerasface.align import align, by_centrality, detect
     from kerasface.data.images import IMAGE_EXTENSIONS, is_readable_image
 
     src, dst = Path(args.src), Path(args.dst)
@@ -68,34 +76,41 @@ def run(args):
         return 2
     failures = {"unreadable": [], "no face": []}
     progress = Progress(len(files))
+    written = 0
     try:
         for done, path in enumerate(files, 1):
             # OpenCV fills truncated JPEGs with grey; training would reject them.
             image = cv2.imread(str(path), cv2.IMREAD_COLOR) if is_readable_image(path) else None
-            faces = [] if image is None else detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+            faces = [] if image is None else by_centrality(detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)), image.shape)
             if image is None or not faces:
                 failures["unreadable" if image is None else "no face"].append(path)
             else:
-                crop = align(image, faces[0].landmarks, args.template, args.image_size)
                 target = dst / path.relative_to(src)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(target), crop):
-                    raise OSError(f"could not write {target}")
+                if args.all_faces:
+                    targets = [target.with_name(f"{target.stem}_{index}{target.suffix}") for index in range(len(faces))]
+                else:
+                    faces, targets = faces[:1], [target]
+                for face, face_target in zip(faces, targets):
+                    crop = align(image, face.landmarks, args.template, args.image_size)
+                    if not cv2.imwrite(str(face_target), crop):
+                        raise OSError(f"could not write {face_target}")
+                    written += 1
             progress.update(done)
     except (ImportError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     aligned = len(files) - sum(len(paths) for paths in failures.values())
-    report = _report(aligned, failures)
+    report = _report(aligned, failures, written if args.all_faces else None)
     dst.mkdir(parents=True, exist_ok=True)
     (dst / REPORT_NAME).write_text(report)
     print(report, end="", file=sys.stderr)
     return 0 if aligned else 1
 
 
-def _report(aligned, failures):
+def _report(aligned, failures, faces=None):
     counts = ", ".join(f"{len(paths)} {kind}" for kind, paths in failures.items())
-    lines = [f"aligned {aligned} images; {counts}"]
+    lines = [f"aligned {aligned} images" + ("" if faces is None else f" ({faces} faces)") + f"; {counts}"]
     for kind, paths in failures.items():
         lines += [f"{kind}: {path}" for path in paths]
     return "\n".join(lines) + "\n"
