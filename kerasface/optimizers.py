@@ -74,7 +74,42 @@ def _dense(grad):
 
 @keras.saving.register_keras_serializable(package="kerasface")
 class SGD(CoupledL2Decay, keras.optimizers.SGD):
-    """`keras.optimizers.SGD` with Caffe / PyTorch weight decay (`l2_decay`, see the module)."""
+    """`keras.optimizers.SGD` with Caffe / PyTorch weight decay (`l2_decay`, see the module).
+
+    Args:
+        momentum_style: `"caffe"` (Keras' and Caffe's rule, `v <- m v - lr g`,
+            `w <- w + v`) or `"pytorch"` (`b <- m b + g`, `w <- w - lr b`, as
+            `torch.optim.SGD`). They differ only while the learning rate
+            changes, e.g. under arcface_torch's per-step polynomial decay.
+            Defaults to `"caffe"`.
+        **kwargs: `keras.optimizers.SGD`'s arguments, `l2_decay` and `l2_exclude`.
+    """
+
+    def __init__(self, *args, momentum_style="caffe", **kwargs):
+        super().__init__(*args, **kwargs)
+        if momentum_style not in MOMENTUM_STYLES:
+            raise ValueError(
+                f"SGD: momentum_style must be one of {MOMENTUM_STYLES}. Received: momentum_style={momentum_style!r}"
+            )
+        if momentum_style == "pytorch" and self.nesterov:
+            raise ValueError("SGD: momentum_style='pytorch' is implemented without Nesterov. Received: nesterov=True")
+        self.momentum_style = momentum_style
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.momentum_style == "caffe" or self.momentum == 0:
+            return super().update_step(gradient, variable, learning_rate)
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        velocity = self.momentums[self._get_variable_index(variable)]
+        # torch: b = g at the first step, which m * 0 + g already is.
+        self.assign(velocity, ops.add(ops.multiply(velocity, ops.cast(self.momentum, variable.dtype)), gradient))
+        self.assign_sub(variable, ops.multiply(learning_rate, velocity))
+
+    def get_config(self):
+        return {**super().get_config(), "momentum_style": self.momentum_style}
+
+
+MOMENTUM_STYLES = ("caffe", "pytorch")
 
 
 @keras.saving.register_keras_serializable(package="kerasface")

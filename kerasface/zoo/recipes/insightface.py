@@ -48,7 +48,7 @@ def _iresnet_arcface(depth, l2_decay, reported):
         head="arcface",
         head_args={"scale": 64.0, "margin": 0.5},
         optimizer="sgd",
-        optimizer_args={"momentum": 0.9, "l2_decay": l2_decay},
+        optimizer_args={"momentum": 0.9, "l2_decay": l2_decay, "momentum_style": "pytorch"},
         schedule="polynomial",
         schedule_args={"unit": "epoch", "learning_rate": 0.1, "decay_steps": 20, "power": 2.0},
         batch_size=1024,
