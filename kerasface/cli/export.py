@@ -51,9 +51,7 @@ def run(args):
     from kerasface import export  # importing kerasface registers its serialisable objects
 
     if not export.limit_tensorflow_threads(args.threads):
-        print(
-            "note: TensorFlow already started, Keras and SavedModel keep their thread count", file=sys.stderr
-        )
+        print("note: TensorFlow already started, Keras and SavedModel keep their thread count", file=sys.stderr)
     try:
         model = keras.saving.load_model(args.model, compile=False)
         embedder = getattr(model, "embedder", model)
@@ -84,6 +82,7 @@ def run(args):
                 )
             )
             print(f"  {path} (metadata: {export.metadata_path(path).name})")
+            print(f"  parity measured on {report.parity_images}")
     except (ValueError, ImportError, OSError, export.ExportMismatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

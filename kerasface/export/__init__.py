@@ -6,7 +6,6 @@ embeddings against Keras with the export's own runtime.
 """
 
 from kerasface.export.exporter import (
-    MAX_CHECK_IMAGES,
     ExportMismatchError,
     ExportReport,
     agreement,
@@ -14,7 +13,14 @@ from kerasface.export.exporter import (
     size_on_disk,
 )
 from kerasface.export.formats import FORMATS, Format, get_format
-from kerasface.export.images import ImageSpec, load_images, synthetic_images
+from kerasface.export.images import (
+    MAX_CHECK_IMAGES,
+    ImageSpec,
+    ParityImages,
+    load_images,
+    parity_images,
+    synthetic_images,
+)
 from kerasface.export.metadata import metadata_path
 from kerasface.export.runtimes import (
     KerasRuntime,
@@ -36,6 +42,7 @@ __all__ = [
     "ImageSpec",
     "KerasRuntime",
     "OnnxRuntime",
+    "ParityImages",
     "SavedModelRuntime",
     "TFLiteRuntime",
     "agreement",
@@ -48,6 +55,7 @@ __all__ = [
     "load_runtime",
     "metadata_path",
     "operators",
+    "parity_images",
     "size_on_disk",
     "synthetic_images",
 ]

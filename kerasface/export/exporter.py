@@ -6,7 +6,8 @@ embedder's on the same images. A float export that differs by more than
 `1e-4` (times the largest embedding magnitude where that exceeds 1) or whose
 mean cosine falls below 0.9999, or a quantised one whose mean cosine falls
 below its bound (0.999 fp16, 0.99 int8) is wrong, and `export` raises instead
-of returning it.
+of returning it. An int8 export is checked on representative images held out
+of its calibration (see `parity_images`), and the report names the images.
 """
 
 import dataclasses
@@ -17,13 +18,10 @@ import numpy as np
 
 from kerasface.export._optional import require
 from kerasface.export.formats import get_format
-from kerasface.export.images import ImageSpec, load_images, synthetic_images
+from kerasface.export.images import ImageSpec, parity_images
 from kerasface.export.metadata import describe, metadata_path, write_metadata
 from kerasface.export.runtimes import KerasRuntime, TFLiteRuntime, load_runtime
 from kerasface.export.writers import write
-
-# Representative data doubles as check images; the first ones are enough.
-MAX_CHECK_IMAGES = 64
 
 
 class ExportMismatchError(RuntimeError):
@@ -41,6 +39,11 @@ class ExportReport:
         max_abs_error: the largest absolute difference between its
             embeddings and the Keras embedder's on the check images.
         mean_cosine: the mean cosine similarity between the two, per image.
+        parity_images: which images those two numbers were measured on
+            (`ParityImages.describe()`); for int8, images held out of the
+            calibration.
+        check_names: the name of each check image (a path relative to its
+            folder, `array[i]` or `synthetic[i]`).
     """
 
     path: str
@@ -48,6 +51,8 @@ class ExportReport:
     size_bytes: int
     max_abs_error: float
     mean_cosine: float
+    parity_images: str = ""
+    check_names: tuple = ()
 
 
 def export(
@@ -77,10 +82,13 @@ def export(
         representative_data: aligned face images calibrating `"tflite_int8"`
             (required there): an array `(n, height, width, channels)` of
             values in [0, 255] or a folder of images; a few hundred suffice.
-            Its first 64 images are also the check images.
-        check_inputs: images (array or folder) for the parity check.
-            Defaults to the representative data, else to 8 deterministic
-            synthetic images.
+            For `"tflite_int8"` a quarter of them (at most 64, spread evenly)
+            is held out of the calibration and checks the parity; other
+            formats, which calibrate on nothing, are checked on the first 64.
+        check_inputs: images (array or folder) for the parity check instead;
+            for `"tflite_int8"` they must not repeat a representative image.
+            Defaults to the held-out or first representative images, else to
+            8 deterministic synthetic images.
         int8_io: `"tflite_int8"` only: give the model int8 input and output
             (quantisation parameters in the metadata) instead of float32.
             Defaults to `False`.
@@ -127,28 +135,29 @@ def export(
     for module in fmt.requires:
         require(module, f"Export to {fmt.name}")
 
-    calibration = None if representative_data is None else load_images(representative_data, spec)
-    if check_inputs is not None:
-        inputs = load_images(check_inputs, spec)
-    elif calibration is not None:
-        inputs = calibration[:MAX_CHECK_IMAGES]
-    else:
-        inputs = synthetic_images(spec)
+    images = parity_images(spec, fmt.calibrated, representative_data, check_inputs)
+    inputs = images.check
 
     # Keras' ONNX export needs a model that has been called: compute the reference first.
     reference = KerasRuntime(embedder)(inputs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata_path(path).unlink(missing_ok=True)  # no stale metadata beside an unchecked export
-    write(embedder, path, fmt, calibration=calibration, int8_io=int8_io)
+    write(embedder, path, fmt, calibration=images.calibration, int8_io=int8_io)
     runtime = load_runtime(fmt, path)
     max_abs_error, mean_cosine = agreement(reference, runtime(inputs))
-    report = ExportReport(str(path), fmt.name, size_on_disk(path), max_abs_error, mean_cosine)
-    _check_agreement(report, fmt, reference)
-    io_details = (
-        (runtime.input_details, runtime.output_details) if isinstance(runtime, TFLiteRuntime) else None
+    report = ExportReport(
+        str(path),
+        fmt.name,
+        size_on_disk(path),
+        max_abs_error,
+        mean_cosine,
+        parity_images=images.describe(),
+        check_names=images.check_names,
     )
-    write_metadata(path, describe(embedder, spec, fmt, report, recipe, io_details))
+    _check_agreement(report, fmt, reference)
+    io_details = (runtime.input_details, runtime.output_details) if isinstance(runtime, TFLiteRuntime) else None
+    write_metadata(path, describe(embedder, spec, fmt, report, recipe, io_details, images))
     return report
 
 

@@ -28,6 +28,9 @@ class Format:
         max_abs_error: largest allowed absolute difference to the Keras
             embeddings, times the largest embedding magnitude where that
             exceeds 1; `None` if the format is checked by cosine only.
+        calibrated: whether writing it calibrates on representative images
+            (full-integer quantisation); its parity is then measured on
+            other, held-out images.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Format:
     requires: tuple
     min_cosine: float
     max_abs_error: float | None = None
+    calibrated: bool = False
 
 
 _LITERT = ("ai_edge_litert",)
@@ -46,7 +50,7 @@ FORMATS = {
         Format("saved_model", "_saved_model", "tensorflow", (), **_FLOAT),
         Format("tflite", ".tflite", "litert", _LITERT, **_FLOAT),
         Format("tflite_fp16", "_fp16.tflite", "litert", _LITERT, FP16_MIN_COSINE),
-        Format("tflite_int8", "_int8.tflite", "litert", _LITERT, INT8_MIN_COSINE),
+        Format("tflite_int8", "_int8.tflite", "litert", _LITERT, INT8_MIN_COSINE, calibrated=True),
         Format("onnx", ".onnx", "onnxruntime", ("tf2onnx", "onnx", "onnxruntime"), **_FLOAT),
     )
 }
@@ -55,7 +59,5 @@ FORMATS = {
 def get_format(name):
     """Returns the `Format` called `name`, or raises `ValueError` listing the valid ones."""
     if name not in FORMATS:
-        raise ValueError(
-            f"Unknown export format. Expected one of {sorted(FORMATS)}. Received: format={name!r}"
-        )
+        raise ValueError(f"Unknown export format. Expected one of {sorted(FORMATS)}. Received: format={name!r}")
     return FORMATS[name]

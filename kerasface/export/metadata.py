@@ -13,7 +13,7 @@ def metadata_path(path):
     return path.with_name(path.name + ".json")
 
 
-def describe(embedder, spec, format, report, recipe=None, io_details=None):
+def describe(embedder, spec, format, report, recipe=None, io_details=None, images=None):
     """The metadata of one export, as a JSON-ready dict.
 
     Args:
@@ -26,6 +26,8 @@ def describe(embedder, spec, format, report, recipe=None, io_details=None):
             `description` is one).
         io_details: for TFLite, the interpreter's `(input, output)` details,
             whose dtypes and quantisation parameters are recorded.
+        images: the `ParityImages` of the check; the parity entry then names
+            the check images and counts the calibration images.
     """
     input_info = {
         "shape": [None, *spec.shape],
@@ -49,8 +51,18 @@ def describe(embedder, spec, format, report, recipe=None, io_details=None):
         "preprocessing_in_model": True,
         "output": output_info,
         "embedding_dim": output_info["shape"][1],
-        "parity": {"max_abs_error": report.max_abs_error, "mean_cosine": report.mean_cosine},
+        "parity": _parity(report, images),
     }
+
+
+def _parity(report, images):
+    parity = {"max_abs_error": report.max_abs_error, "mean_cosine": report.mean_cosine}
+    if images is not None:
+        parity["images"] = images.describe()
+        parity["source"] = images.source
+        parity["check_images"] = list(images.check_names)
+        parity["calibration_images"] = len(images.calibration_names)
+    return parity
 
 
 def _preprocessing_description(recipe):

@@ -127,10 +127,16 @@ def test_metadata_file_beside_the_export(exported):
     assert metadata["output"] == {"shape": [None, EMBEDDING_DIM], "dtype": "float32"}
     assert metadata["embedding_dim"] == EMBEDDING_DIM
     assert metadata["preprocessing_in_model"] is True
-    assert metadata["parity"] == {
+    assert metadata["parity"] | {"check_images": None} == {
         "max_abs_error": exported.max_abs_error,
         "mean_cosine": exported.mean_cosine,
+        "images": exported.parity_images,
+        "source": "held_out" if exported.format == "tflite_int8" else "synthetic",
+        "check_images": None,
+        "calibration_images": 36 if exported.format == "tflite_int8" else 0,
     }
+    # int8 calibrates on 36 of the 48 face images and is checked on the other 12, named in the metadata.
+    assert len(metadata["parity"]["check_images"]) == (12 if exported.format == "tflite_int8" else 8)
 
 
 @dataclasses.dataclass(frozen=True)
