@@ -102,6 +102,9 @@ def decode_with_opencv(data, source="image"):
     """
     if len(data) == 0:
         raise ValueError(f"{source} is empty (0 bytes), not an image.")
+    if data[: len(_PNG_MAGIC)] == _PNG_MAGIC and not _png_chunks_intact(data):
+        # OpenCV would first allocate what a damaged chunk length declares (up to 2 GiB).
+        raise ValueError(f"{source} is a damaged PNG (a chunk's length or CRC is wrong).")
     try:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as error:

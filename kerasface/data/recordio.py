@@ -200,16 +200,16 @@ class RecordIOReader:
             return keys, None
         # insightface: record 0 = (first identity record, end), images 1 .. first - 1, identities first .. end - 1.
         first, end = self._integer_labels(keys[0], header.label, 2)
-        missing = sorted(set(range(1, end)) - set(self.offsets))
+        missing = [key for key in range(1, first) if key not in self.offsets] if first <= len(keys) else ["..."]
         if not 1 <= first <= end or missing:
-            problem = f"records {missing[:5]} are missing from {self.idx_path}" if missing else "they are out of order"
             raise ValueError(
                 f"{self.describe(keys[0])}: the header record announces images 1 to {first - 1} and identity "
-                f"records {first} to {end - 1}, but {problem}."
+                f"records {first} to {end - 1}, but {self.idx_path} lists {len(keys)} records"
+                + (f", without {missing[:5]}." if missing else ".")
             )
         if first > 1 and not self.header(first - 1)[1]:
             raise ValueError(f"{self.describe(first - 1)}: the last image record (by the header) holds no image.")
-        if first < end and self.header(first)[1]:
+        if first in self.offsets and self.header(first)[1]:
             raise ValueError(f"{self.describe(first)}: the first identity record (by the header) holds an image.")
         return list(range(1, first)), end - first
 

@@ -13,6 +13,23 @@ import numpy as np
 
 # Market-1501 file names: <pid>_c<camera>s<sequence>_<frame>_<box>.jpg, pid -1 for junk.
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)s\d+_")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_chunks(data, source):
+    """Refuses a PNG whose chunk lengths run past its end: OpenCV would first
+    allocate what a damaged length declares (up to 2 GiB)."""
+    if not data.startswith(_PNG_MAGIC):
+        return
+    position = len(_PNG_MAGIC)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        if position + 12 + length > len(data):
+            raise ValueError(
+                f"{source} is a damaged PNG: the chunk at byte {position} declares {length} bytes, "
+                f"more than the {len(data)}-byte image holds."
+            )
+        position += 12 + length
 
 
 def decode_image(data, image_size=None, source="image"):
@@ -23,6 +40,7 @@ def decode_image(data, image_size=None, source="image"):
     """
     if len(data) == 0:
         raise ValueError(f"{source} is empty (0 bytes), not an image.")
+    _check_png_chunks(data, source)
     try:
         bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as error:
