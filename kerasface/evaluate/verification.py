@@ -259,6 +259,10 @@ def verify(scores, issame, folds=10):
     )
 
 
+# The clear name of `verify`'s protocol, beside `insightface_verification`.
+midpoint_verification = verify
+
+
 @dataclasses.dataclass(frozen=True)
 class InsightFaceVerification:
     """The k-fold accuracy and VAL@FAR of insightface's verification protocol.

@@ -250,8 +250,8 @@ def test_insightface_and_midpoint_protocols_differ():
     """Guards the default: the two protocols give different accuracies on these pairs."""
     embeddings_a, embeddings_b, issame = lfw_shaped(2)
     insightface = evaluate.insightface_verification(embeddings_a, embeddings_b, issame)
-    midpoint = evaluate.verify(evaluate.cosine_scores(embeddings_a, embeddings_b), issame)
-    assert midpoint.protocol == "midpoint"
+    midpoint = evaluate.midpoint_verification(evaluate.cosine_scores(embeddings_a, embeddings_b), issame)
+    assert midpoint.protocol == "midpoint" and evaluate.midpoint_verification is evaluate.verify
     differ = np.not_equal(insightface.fold_accuracies, midpoint.fold_accuracies)
     assert differ.sum() == 5 and insightface.accuracy - midpoint.accuracy == pytest.approx(5 / 6000)
 
