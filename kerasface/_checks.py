@@ -34,24 +34,108 @@ def concrete_value(x):
     return None
 
 
+def _label_message(where, num_classes):
+    """The label error's text, up to the offending value."""
+    return (
+        f"{where}: labels must lie in [0, num_classes) = [0, {num_classes}) and be whole class indices. "
+        "Received: label="
+    )
+
+
+def _label_error(where, num_classes, value):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{_label_message(where, num_classes)}{value}"
+
+
 def check_labels(labels, num_classes, where):
     """Raises `ValueError` if concrete `labels` fall outside [0, num_classes)."""
     values = concrete_value(labels)
     if values is None or values.size == 0:
         return
-    if np.issubdtype(values.dtype, np.floating) and not np.all(
-        np.isfinite(values) & (values == np.round(values))
-    ):
-        raise ValueError(
-            f"{where}: labels must be whole class indices. "
-            f"Received non-integer labels such as {values[values != np.round(values)][:3]}"
-        )
-    low, high = values.min(), values.max()
-    if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"{where}: labels must lie in [0, num_classes) = [0, {num_classes}). "
-            f"Received labels from {low} to {high}."
-        )
+    bad = (values < 0) | (values >= num_classes)
+    if np.issubdtype(values.dtype, np.floating):
+        bad |= ~np.isfinite(values) | (values != np.round(values))
+    if np.any(bad):
+        value = values.reshape(-1)[np.argmax(bad.reshape(-1))].item()
+        raise ValueError(_label_error(where, num_classes, value))
+
+
+def assert_labels_in_range(labels, num_classes, where):
+    """Stops the run on labels outside [0, num_classes), also inside a traced step.
+
+    Concrete labels (eager calls) raise `ValueError` at once. In a traced call
+    the check is part of the graph, so the first bad batch of `fit` fails
+    with the same message, naming the first offending label:
+    - TensorFlow (`tf.function`): a `tf.debugging.Assert`, raised as
+      `InvalidArgumentError`. XLA drops asserts, so under
+      `jit_compile=True` (Keras' default on a GPU) the check does nothing.
+    - JAX (`jax.jit`): a `jax.debug.callback` that raises `ValueError`, run
+      only when a label is bad (`lax.cond`); JAX raises it as a
+      `JaxRuntimeError` whose message holds the `ValueError`'s.
+    Symbolic Keras tensors (building a functional model) pass unchecked.
+
+    Returns:
+        `labels`; on TensorFlow, tied to the assert so that it runs first.
+    """
+    if backend.is_keras_tensor(labels):
+        return labels
+    values = concrete_value(labels)
+    if values is not None:
+        check_labels(values, num_classes, where)
+        return labels
+    name = backend.backend()
+    if name == "tensorflow":
+        return _tf_assert_labels(labels, num_classes, where)
+    if name == "jax":
+        _jax_check_labels(labels, num_classes, where)
+    return labels
+
+
+def _tf_assert_labels(labels, num_classes, where):
+    import tensorflow as tf
+
+    labels = tf.convert_to_tensor(labels)
+    flat = tf.reshape(labels, [-1])
+    bad = tf.logical_or(flat < 0, flat >= tf.cast(num_classes, flat.dtype))
+    if flat.dtype.is_floating:
+        bad = tf.logical_or(bad, tf.logical_not(tf.equal(flat, tf.floor(flat))))
+    # A padded `False` keeps argmax defined on an empty batch.
+    first = tf.argmax(tf.cast(tf.concat([bad, [False]], 0), tf.int32), output_type=tf.int32)
+    value = tf.concat([flat, tf.zeros([1], flat.dtype)], 0)[first]
+    template = _label_message(where, num_classes).replace("{", "{{").replace("}", "}}") + "{}"
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)),
+        [tf.strings.format(template, value)],
+        name="assert_labels_in_range",
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
+
+
+def _raise_label_error(value, num_classes, where):
+    raise ValueError(_label_error(where, num_classes, np.asarray(value).item()))
+
+
+def _jax_check_labels(labels, num_classes, where):
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    flat = jnp.ravel(jnp.asarray(labels))
+    if flat.size == 0:
+        return
+    bad = (flat < 0) | (flat >= num_classes)
+    if jnp.issubdtype(flat.dtype, jnp.floating):
+        bad = bad | (flat != jnp.floor(flat))
+    report = functools.partial(_raise_label_error, num_classes=num_classes, where=where)
+    jax.lax.cond(
+        jnp.any(bad),
+        lambda value: jax.debug.callback(report, value),
+        lambda value: None,
+        flat[jnp.argmax(bad)],
+    )
 
 
 def check_finite(x, where):

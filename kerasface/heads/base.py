@@ -6,7 +6,7 @@ import math
 import keras
 from keras import ops
 
-from kerasface._checks import check_finite, check_labels, check_positive_int, check_rank
+from kerasface._checks import assert_labels_in_range, check_finite, check_positive_int, check_rank
 
 # Gradients of arccos are infinite at +-1; inside this band the angle is
 # exact but its gradient is taken as zero (theta is not differentiable there).
@@ -83,9 +83,11 @@ class Head(keras.layers.Layer):
         if self.check_numerics:
             check_finite(embeddings, where)
         embeddings = ops.cast(embeddings, "float32")
+        if labels is not None:
+            # Also in evaluation: the loss pairs these labels with the logits.
+            labels = assert_labels_in_range(labels, self.num_classes, where)
         if labels is None or not training:
             return self.head_logits(embeddings, None)
-        check_labels(labels, self.num_classes, where)
         return self.head_logits(embeddings, _flat_labels(labels))
 
     def head_logits(self, embeddings, labels):

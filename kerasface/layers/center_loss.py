@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from kerasface._checks import check_labels, check_non_negative, check_positive_int, check_rank
+from kerasface._checks import assert_labels_in_range, check_non_negative, check_positive_int, check_rank
 from kerasface.distribute.replicas import all_gather, scale_for_replicas
 from kerasface.heads.base import split_inputs
 
@@ -72,7 +72,7 @@ class CenterLoss(keras.layers.Layer):
 
     def _loss_and_update(self, embeddings, labels, training):
         check_rank(embeddings.shape, 2, type(self).__name__)
-        check_labels(labels, self.num_classes, type(self).__name__)
+        labels = assert_labels_in_range(labels, self.num_classes, type(self).__name__)
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
         centers = ops.convert_to_tensor(self.centers)
         offsets = ops.take(centers, labels, axis=0) - ops.cast(embeddings, "float32")
