@@ -183,6 +183,14 @@ def make_embedder(recipe, weights=None):
     backbone = BACKBONES[recipe.backbone](
         input_shape=recipe.input_shape, embedding_dim=recipe.embedding_dim, weights=weights, **recipe.backbone_args
     )
+    channels = recipe.input_shape[-1]
+    for name in ("scale", "offset"):
+        value = getattr(recipe.preprocessing, name)
+        if isinstance(value, tuple) and len(value) != channels:
+            raise ValueError(
+                f"Recipe {recipe.name!r}: its preprocessing has a per-channel {name} for {len(value)} channels, "
+                f"but the input has {channels}. Received: input_shape={recipe.input_shape}"
+            )
     images = keras.Input(recipe.input_shape, name="images")
     normalised = keras.layers.Rescaling(
         recipe.preprocessing.scale, recipe.preprocessing.offset, name="preprocessing"
