@@ -19,7 +19,9 @@ REFERENCE_CODE = {
     "inception_resnet_v1": "davidsandberg/facenet `src/models/inception_resnet_v1.py`",
     "mobilefacenet": "the MobileFaceNet paper's Table 1 and insightface `recognition/arcface_torch/backbones/mobilefacenet.py`",
     "iresnet": "insightface `recognition/arcface_torch/backbones/iresnet.py` and `configs/ms1mv2_r50.py`",
-    "resnet50_reid": "the SphereReID paper (network D: GAP, BN, dropout 0.5, FC 1024, BN, L2) on keras.applications.ResNet50",
+    "resnet50_reid": "the SphereReID paper (network D: GAP, BN, dropout 0.5, FC 1024, BN, L2) on torchvision's "
+    "ResNet-50 (v1.5: stride in the 3x3 conv, no conv biases, PyTorch batch-norm settings), written in Keras; "
+    "schedule from the CoinCheung/SphereReID reproduction",
 }
 
 
@@ -38,11 +40,14 @@ def hyper_parameters(spec):
     if spec.metric_loss:
         rows.append(("metric loss", f"`{spec.metric_loss}` {spec.metric_loss_args}"))
     rows += [
-        ("optimiser", f"{spec.optimizer} {spec.optimizer_args or ''}"),
-        ("schedule", f"{spec.schedule} {spec.schedule_args}"),
-        ("batch", str(spec.batch_size)
-         + (f" (P={spec.identities_per_batch} x K={spec.images_per_identity})" if spec.identities_per_batch else "")),
-        ("length", f"{spec.steps:,} iterations" if spec.steps else f"{spec.epochs} epochs"),
+        ("optimiser", f"{spec.optimizer} {spec.optimizer_args or ''} (`l2_decay`: added to the gradient, as the "
+         "reference; see `kerasface.optimizers`)"),
+        ("schedule", f"{spec.schedule} {spec.schedule_args} (rates change at each boundary)"),
+        ("global batch (the rate's)", str(spec.batch_size)
+         + (f" (P={spec.identities_per_batch} x K={spec.images_per_identity})" if spec.identities_per_batch else "")
+         + "; `train(batch_size=...)` scales the rate linearly"),
+        ("length", f"{spec.steps:,} iterations" if spec.steps else f"{spec.epochs} epochs"
+         + (f" of {spec.paper_steps_per_epoch():,} iterations ({spec.dataset_size:,} images)" if spec.dataset_size else "")),
     ]
     return "\n".join(f"| {key} | {value} |" for key, value in rows)
 
@@ -51,8 +56,9 @@ def measured_section(spec, lenetpp):
     if spec.backbone == "lenet_plus_plus" and spec.name in lenetpp.get("results", {}):
         row = lenetpp["results"][spec.name]
         settings = lenetpp["settings"]
+        length = f"{row['steps']:,} iterations" if "steps" in row else f"{settings['epochs']} epochs"
         text = (
-            f"On Fashion-MNIST ({settings['train_size']} training images, {settings['epochs']} epochs, "
+            f"On Fashion-MNIST ({settings['train_size']} training images, {length}, "
             f"the recipe's optimiser and schedule), on {lenetpp['hardware']}:\n\n"
             f"| test accuracy | training images/s | intra/inter angle | intra/inter distance |"
             + (" open-set 10-fold (classes 7-9 unseen) |" if "open_set_accuracy" in row else "")
@@ -62,11 +68,16 @@ def measured_section(spec, lenetpp):
             + (f" {row['open_set_accuracy']:.4f} +- {row['open_set_std']:.4f} |" if "open_set_accuracy" in row else "")
         )
         command = (
-            f"cd bench && python lenetpp_bench.py --train-size {settings['train_size']} --epochs {settings['epochs']}"
+            f"cd bench && python lenetpp_bench.py --train-size {settings['train_size']}"
+            + (f" --steps {settings['steps']}" if settings.get("steps") else "")
+            + (f" --epochs {settings['epochs']}" if settings.get("epochs") else "")
             + (" --open-set" if settings.get("open_set") else "")
             + " --json ../zoo/measured/lenetpp.json"
         )
-        return text + f"\n\nMeasured with `{command}`; the recipe's full schedule is `--train-size 60000 --epochs 18`."
+        return text + (
+            f"\n\nMeasured with `{command}`; the recipe's full schedule is "
+            f"`--train-size 60000` ({spec.steps:,} iterations)."
+        )
     return (
         "No face-identity data set installs on our machines, so this recipe is not trained here. It is proven by:\n"
         "the parity of its head and losses with pytorch-metric-learning / tensorflow-addons "
@@ -79,6 +90,13 @@ def measured_section(spec, lenetpp):
     )
 
 
+def notes_section(spec):
+    from kerasface.zoo.registry import notes
+
+    text = notes(spec.name)
+    return f"\n## How it follows the reference\n\n{text}\n" if text else ""
+
+
 def card(spec, params, lenetpp):
     embedder_params, head_params = params
     return f"""# `{spec.name}`
@@ -86,7 +104,9 @@ def card(spec, params, lenetpp):
 **Paper:** {spec.paper}
 
 **Reference code followed:** {REFERENCE_CODE[spec.backbone]}. Our code is our own, written with `keras.ops`.
-
+Every training constant is pinned against the reference files in `tests/zoo/test_reference_settings.py`
+(table with sources: `docs/reference_settings.md`).
+{notes_section(spec)}
 ## Architecture and hyper-parameters
 
 | setting | value |

@@ -1,6 +1,7 @@
 """The registry of named recipes: `register`, `names`, `recipe`."""
 
 import difflib
+import inspect
 import fnmatch
 
 _RECIPES = {}
@@ -36,3 +37,10 @@ def recipe(name):
     if result.name != name:
         raise ValueError(f"Recipe function {name!r} returned a recipe named {result.name!r}.")
     return result
+
+
+def notes(name):
+    """How recipe `name` follows (or departs from) its reference: its function's docstring, else its module's."""
+    recipe(name)
+    fn = _RECIPES[name]
+    return inspect.cleandoc(fn.__doc__ or inspect.getmodule(fn).__doc__ or "")

@@ -1,4 +1,14 @@
-"""MobileFaceNet and IResNet with ArcFace, as insightface's arcface_torch trains them."""
+"""MobileFaceNet and IResNet with ArcFace, as insightface's arcface_torch trains them.
+
+arcface_torch (configs/ms1mv2_r50.py, ms1mv2_r100.py, train_v2.py) sets
+`batch_size = 128` per GPU on 8 GPUs: the rate 0.1 is for a global batch of
+1,024 (train_v2 does not rescale it), decaying per step by PolyScheduler
+(power 2, no warm-up) over 20 epochs of 5,822,653 // 1,024 = 5,686 steps.
+Weight decay (1e-4 for r50, 5e-4 for r100 in the stored configs) is torch
+SGD's, added to the gradient of every parameter, with PyTorch's momentum form
+(`momentum_style="pytorch"`). arcface_torch also clips the backbone's gradient
+norm at 5 and trains in fp16; kerasface does neither by default.
+"""
 
 from kerasface.zoo.recipe import INSIGHTFACE, Recipe
 from kerasface.zoo.registry import register

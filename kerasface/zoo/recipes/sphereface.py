@@ -1,4 +1,18 @@
-"""SphereFace-4/10/20/36/64 (Liu et al. CVPR 2017) and CosFace on sphere20."""
+"""SphereFace-4/10/20/36/64 (Liu et al. CVPR 2017) and CosFace on sphere20.
+
+The solver is wy1iu/sphereface's train/code/sphereface_solver.prototxt: SGD,
+momentum 0.9, weight decay 5e-4 added to the gradient (Caffe), not on biases
+(`decay_mult: 0` in sphereface_model.prototxt); lr 0.1, x0.1 at iterations
+16,000 and 24,000, 28,000 iterations. The prototxt's batch of 256 runs on each
+of the 2 GPUs of sphereface_train.sh, so the rate is for a global batch of 512;
+`train(batch_size=256)` halves it and doubles the iterations. The A-Softmax
+lambda follows margin_inner_product_layer.cpp: base 1000, gamma 0.12, power 1,
+minimum 5, the iteration counted before lambda is computed. Caffe trains biases
+at twice the learning rate (`lr_mult: 2`); kerasface trains them at the base
+rate. Only SphereFace-20 has a released solver; the other depths use it too.
+CosFace (s = 64, m = 0.35, the paper's values, not checked against a stored
+copy) trains on the same network and solver.
+"""
 
 from kerasface.zoo.recipe import SPHEREFACE, Recipe
 from kerasface.zoo.registry import register
