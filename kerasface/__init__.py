@@ -1,10 +1,50 @@
-"""kerasface: Keras 3 model zoo for deep face recognition and metric learning."""
+"""kerasface: Keras 3 model zoo for deep face recognition and metric learning.
 
+Every subpackage is reachable from here (`kerasface.zoo`, `kerasface.evaluate`,
+`kerasface.data`, ...) and is imported on first use (PEP 562), because each
+costs an import of Keras, TensorFlow or OpenCV: `import kerasface` alone
+starts none of them. Keras finds the kerasface objects of a `.keras` file
+(heads, losses, centre loss, `FaceModel`, optimisers) once they are imported:
+touch `kerasface.zoo` (or `import kerasface.zoo`) before
+`keras.saving.load_model`.
+"""
+
+import importlib
 import os
 
-# TensorFlow's C++ start-up notes (oneDNN, CUDA probing) are INFO lines; keep warnings.
+# TensorFlow's C++ start-up notes (oneDNN, CUDA probing) are INFO lines; keep warnings. Recorded so that the
+# command line, which shows less, knows whether the level was the user's choice.
+_TF_LOG_LEVEL_DEFAULTED = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-from kerasface import heads, layers, losses, zoo  # noqa: E402
-
 __version__ = "0.1.0"
+
+SUBMODULES = (
+    "align",
+    "backbones",
+    "checkpoints",
+    "data",
+    "distribute",
+    "evaluate",
+    "export",
+    "heads",
+    "layers",
+    "losses",
+    "optimizers",
+    "train",
+    "zoo",
+)
+
+
+def __getattr__(name):
+    if name in SUBMODULES:
+        # import_module also sets the attribute on this package, so this runs once per name.
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}. Its subpackages: {', '.join(SUBMODULES)}.")
+
+
+def __dir__():
+    return sorted({*globals(), *SUBMODULES})
+
+
+__all__ = ["__version__", *SUBMODULES]

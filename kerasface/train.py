@@ -8,8 +8,16 @@ import keras
 import numpy as np
 
 from kerasface import zoo
+from kerasface.checkpoints import (
+    AtomicBackupAndRestore,
+    AtomicModelCheckpoint,
+    removed_on_failure,
+    save_model,
+    write_text,
+)
 
 FASHION_MNIST = "fashion-mnist"
+CHECKPOINT, BACKUP = "checkpoint.keras", "backup"
 
 
 def training_data(spec, data, seed=0):
@@ -62,6 +70,13 @@ def train(
     (optimiser state, SphereFace lambda counter, centres, epoch); without it,
     an `out` that already holds a run is refused rather than overwritten.
 
+    Files are whole or absent: checkpoints, the backup and the final models
+    are replaced atomically (`kerasface.checkpoints`), so a process killed
+    while saving leaves the previous checkpoint loadable and `resume=True`
+    continues from it. A run that fails before its first checkpoint removes
+    what it wrote, and `out` itself if it created it; a folder that existed
+    before or holds a checkpoint or backup is kept.
+
     Units: `batch_size` is the global batch (all devices). When it differs
     from the recipe's, the learning rates are scaled linearly and
     iteration-counted schedules stretched (`Recipe.for_batch_size`), and the
@@ -72,10 +87,20 @@ def train(
     Returns:
         `(model, history)`.
     """
+    # A run that fails before its first checkpoint leaves nothing behind; one that got further can be resumed.
+    with removed_on_failure(out, keep=(CHECKPOINT, BACKUP)):
+        return _train(
+            name, data, out, epochs=epochs, resume=resume, batch_size=batch_size, seed=seed, callbacks=callbacks,
+            verbose=verbose, **overrides,
+        )
+
+
+def _train(name, data, out, epochs, resume, batch_size, seed, callbacks, verbose, **overrides):
+    """`train`, which removes what this leaves of a run that failed early."""
     from kerasface.data import save_class_names
 
     out = Path(out)
-    backup = out / "backup"
+    backup = out / BACKUP
     if backup.exists() and not resume:
         raise FileExistsError(
             f"{out} holds an interrupted run. Pass resume=True (--resume) to continue it, or choose another output."
@@ -103,11 +128,12 @@ def train(
     if spec.head is not None:
         spec = spec.replace(num_classes=classes)
     # The recipe as trained (after batch scaling and overrides), for whoever reads the run later.
-    (out / "recipe.json").write_text(json.dumps(spec.to_config(), indent=2))
+    write_text(out / "recipe.json", json.dumps(spec.to_config(), indent=2))
     model = zoo.from_recipe(spec, steps_per_epoch=steps_per_epoch)
+    # Checkpoints are replaced atomically: a process killed while saving leaves the previous one loadable.
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.ModelCheckpoint(str(out / "checkpoint.keras")),
+        AtomicBackupAndRestore(str(backup)),
+        AtomicModelCheckpoint(str(out / CHECKPOINT)),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
         *callbacks,
     ]
@@ -123,6 +149,6 @@ def train(
         callbacks=callbacks,
         verbose=verbose,
     )
-    model.save(out / "model.keras")
-    model.embedder.save(out / "embedder.keras")
+    save_model(model, out / "model.keras")
+    save_model(model.embedder, out / "embedder.keras")
     return model, history

@@ -72,18 +72,17 @@ def _settings(args):
 
 def run(args):
     if args.pairs and not args.root:
-        print("error: --pairs needs --root, the LFW image folder", file=sys.stderr)
+        print("kerasface evaluate: error: --pairs needs --root, the LFW image folder", file=sys.stderr)
         return 2
     if args.reid and args.protocol:
-        print("error: --protocol applies to verification (--bin, --pairs), not --reid", file=sys.stderr)
+        print("kerasface evaluate: error: --protocol applies to verification (--bin, --pairs), not --reid", file=sys.stderr)
         return 2
-    import keras
-
-    from kerasface import evaluate  # importing kerasface registers its serialisable layers, heads and losses
+    from kerasface import evaluate
+    from kerasface.cli.main import error_message, load_model_file
 
     protocol, flip = _settings(args)
     try:
-        model = keras.saving.load_model(args.model)
+        model = load_model_file(args.model)
         if args.reid:
             rows, numbers = reid_results(model, args, flip)
             print(_format(rows))
@@ -99,7 +98,7 @@ def run(args):
         print(f"ROC curve: {evaluate.plot_roc(far, tar, out / 'roc.png', label=Path(args.model).stem)}")
         _write_json(args, numbers)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"kerasface evaluate: error: {error_message(error)}", file=sys.stderr)
         return 1
     return 0
 

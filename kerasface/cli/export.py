@@ -38,22 +38,21 @@ def run(args):
     try:
         names = list(FORMATS) if args.format == "all" else [get_format(args.format).name]
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"kerasface export: error: {error}", file=sys.stderr)
         return 2
     if args.format == "all" and args.representative is None:
         names.remove("tflite_int8")
         print("note: tflite_int8 skipped, it needs --representative", file=sys.stderr)
     if args.int8_io and "tflite_int8" not in names:
-        print("error: --int8-io applies to tflite_int8 only", file=sys.stderr)
+        print("kerasface export: error: --int8-io applies to tflite_int8 only", file=sys.stderr)
         return 2
-    import keras
-
-    from kerasface import export  # importing kerasface registers its serialisable objects
+    from kerasface import export
+    from kerasface.cli.main import error_message, load_model_file
 
     if not export.limit_tensorflow_threads(args.threads):
         print("note: TensorFlow already started, Keras and SavedModel keep their thread count", file=sys.stderr)
     try:
-        model = keras.saving.load_model(args.model, compile=False)
+        model = load_model_file(args.model, compile=False)
         embedder = getattr(model, "embedder", model)
         image = export.synthetic_images(export.ImageSpec.of(embedder), count=1)[0]
         keras_latency = export.latency_per_image(export.KerasRuntime(embedder), image)
@@ -84,7 +83,7 @@ def run(args):
             print(f"  {path} (metadata: {export.metadata_path(path).name})")
             print(f"  parity measured on {report.parity_images}")
     except (ValueError, ImportError, OSError, export.ExportMismatchError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"kerasface export: error: {error_message(error)}", file=sys.stderr)
         return 1
     return 0
 

@@ -27,11 +27,13 @@ def register(subparsers):
 
 
 def run(args):
+    from kerasface import zoo
     from kerasface.train import train
 
+    fields = check_fields(zoo.recipe(args.recipe), args.set)
     model, history = train(
         args.recipe, args.data, args.out, epochs=args.epochs, resume=args.resume, batch_size=args.batch_size,
-        seed=args.seed, **parse_fields(args.set),
+        seed=args.seed, **fields,
     )
     last = {key: round(values[-1], 4) for key, values in history.history.items()}
     print(f"trained {args.recipe}: {last}; wrote {args.out}/model.keras and {args.out}/embedder.keras")
@@ -45,10 +47,61 @@ def parse_fields(assignments):
     fields = {}
     for assignment in assignments:
         field, separator, value = assignment.partition("=")
-        if not separator or not field:
+        if not separator or not field.strip():
             raise ValueError(f"--set takes FIELD=VALUE. Received: {assignment!r}")
         try:
             fields[field.strip()] = json.loads(value)
         except json.JSONDecodeError:
             fields[field.strip()] = value
     return fields
+
+
+# The JSON values each kind of recipe field accepts, and their names.
+_JSON_TYPES = {int: (int,), float: (int, float), str: (str,), bool: (bool,), dict: (dict,), tuple: (list,)}
+_JSON_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object",
+               tuple: "a list", type(None): "null"}
+
+
+def check_fields(spec, assignments):
+    """The `--set` assignments as recipe fields, each checked on its own against `spec`.
+
+    A value of the wrong JSON type (`embedding_dim=2.5`, `input_shape=7`), an
+    unknown field or one the recipe refuses raises a `ValueError` that names
+    the `--set` argument.
+    """
+    import dataclasses
+
+    annotations = {field.name: field.type for field in dataclasses.fields(spec)}
+    fields = {}
+    for assignment in assignments:
+        ((name, value),) = parse_fields([assignment]).items()
+        if name in annotations and not _json_value_fits(value, annotations[name]):
+            kinds = _kinds(annotations[name])
+            expected = " or ".join(_JSON_NAMES.get(kind, getattr(kind, "__name__", str(kind))) for kind in kinds)
+            raise ValueError(f"--set {assignment}: {name} takes {expected} in JSON. Received: {name}={value!r}")
+        try:
+            spec.replace(**{name: value})
+        except (ValueError, TypeError, OverflowError) as error:
+            raise ValueError(f"--set {assignment}: {error}") from error
+        fields[name] = value
+    return fields
+
+
+def _kinds(annotation):
+    import types
+
+    return annotation.__args__ if isinstance(annotation, types.UnionType) else (annotation,)
+
+
+def _json_value_fits(value, annotation):
+    import math
+
+    kinds = _kinds(annotation)
+    if value is None:
+        return type(None) in kinds
+    if isinstance(value, bool) and bool not in kinds:
+        return False  # JSON true is no integer
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    allowed = tuple(json_type for kind in kinds for json_type in _JSON_TYPES.get(kind, (object,)))
+    return isinstance(value, allowed)
