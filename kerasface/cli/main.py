@@ -24,9 +24,9 @@ import kerasface
 if kerasface._TF_LOG_LEVEL_DEFAULTED:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
-from kerasface.cli import align, demo, evaluate, export, train, zoo  # noqa: E402
+from kerasface.cli import align, convert, demo, evaluate, export, train, zoo  # noqa: E402
 
-COMMANDS = (zoo, train, demo, align, evaluate, export)
+COMMANDS = (zoo, train, demo, align, evaluate, export, convert)
 
 EXIT_FAILED, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 70, 130
 
