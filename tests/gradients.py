@@ -4,9 +4,22 @@ import keras
 import numpy as np
 
 
+LOW_PRECISION = ("float16", "bfloat16")
+
+
+def as_input(array):
+    """float16 and bfloat16 arrays as they are (the tests feed what they name), others as float32."""
+    array = np.asarray(array)
+    return array if str(array.dtype) in LOW_PRECISION else array.astype("float32")
+
+
 def value_and_grads(fn, *arrays):
-    """fn(*tensors) -> (scalar, aux); returns (value, aux, grads) as NumPy."""
-    arrays = [np.asarray(a, dtype="float32") for a in arrays]
+    """fn(*tensors) -> (scalar, aux); returns (value, aux, grads) as NumPy.
+
+    Each gradient has its array's dtype: float16 and bfloat16 inputs keep
+    theirs, anything else is fed as float32.
+    """
+    arrays = [as_input(a) for a in arrays]
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf

@@ -160,3 +160,84 @@ def test_eager_calls_raise_value_error_naming_the_label(labels, value):
     for layer in (heads.ArcFace(3), layers.CenterLoss(3)):
         with pytest.raises(ValueError, match=label_error(value, 3)):
             layer([x, np.array(labels)], training=True)
+
+
+# --------------------------------------------------------------------------
+# An all-zero embedding row: finite gradients, also from float16/bfloat16 (issue 11.5)
+# --------------------------------------------------------------------------
+
+ALL_HEADS = {
+    "softmax": lambda n: heads.Softmax(n),
+    "normface": lambda n: heads.NormFace(n),
+    "cosface": lambda n: heads.CosFace(n),
+    "arcface": lambda n: heads.ArcFace(n),
+    "combined": lambda n: heads.CombinedMargin(n, m1=1.2, m2=0.3, m3=0.1),
+    "lsoftmax": lambda n: heads.LSoftmax(n, margin=3, lambda_base=1.0),
+    "sphereface": lambda n: heads.SphereFace(n, lambda_base=1.0),
+}
+DTYPES = ["float32", "float16", "bfloat16"]
+
+
+def low_precision(array, dtype):
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.asarray(array, dtype=ml_dtypes.bfloat16)
+    return np.asarray(array, dtype=dtype)
+
+
+def zero_row_batch(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4, 6)).astype("float32") * 2.0
+    x[1] = 0.0
+    return low_precision(x, dtype), np.array([0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ALL_HEADS))
+def test_zero_embedding_has_finite_gradients(name, dtype):
+    from tests.gradients import head_loss_and_grads
+
+    x, y = zero_row_batch(dtype)
+    head = ALL_HEADS[name](5)
+    loss, logits, grad_x, grad_w = head_loss_and_grads(head, x, y)
+    assert str(grad_x.dtype) == dtype  # the gradient of what was fed, not of a float32 copy
+    grad_x = grad_x.astype("float32")
+    assert np.isfinite(loss) and np.all(np.isfinite(logits))
+    assert np.all(np.isfinite(grad_x)) and np.all(np.isfinite(grad_w))
+    assert np.abs(grad_x[[0, 2, 3]]).max() > 0 and np.abs(grad_w).max() > 0
+    if dtype == "float32":
+        # The other rows train as they would without the zero row (the mean is over 4 rows, not 3).
+        rows = [0, 2, 3]
+        _, _, grad_rest, _ = head_loss_and_grads(head, x[rows], y[rows])
+        np.testing.assert_allclose(grad_x[rows] * 4 / 3, grad_rest, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("distance", ["l2", "squared_l2", "angular"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: losses.TripletSemiHardLoss(margin=0.5, distance=d),
+        lambda d: losses.TripletHardLoss(margin=0.5, distance=d),
+        lambda d: losses.TripletBatchAllLoss(margin=0.5, distance=d),
+    ],
+)
+def test_zero_embedding_has_finite_triplet_gradients(make, distance, dtype):
+    from tests.gradients import value_and_grads
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 4)).astype("float32")
+    x[2] = 0.0
+    y = np.array([0, 0, 1, 1, 2, 2])
+    loss_fn = make(distance)
+    value, _, (grad,) = value_and_grads(lambda e: (loss_fn(y, e), 0.0), low_precision(x, dtype))
+    assert str(grad.dtype) == dtype
+    assert np.isfinite(value) and np.all(np.isfinite(grad.astype("float32")))
+    assert np.abs(grad.astype("float32")).max() > 0
+
+
+def test_angular_distance_to_a_zero_row_is_one():
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 2.0]], "float32")
+    d = to_numpy(losses.pairwise_distances(x, "angular"))
+    np.testing.assert_allclose(d, [[0, 1, 1], [1, 0, 0.2], [1, 0.2, 0]], atol=1e-6)

@@ -35,16 +35,23 @@ def drawn_classes(head, labels, state):
     return to_numpy(head.sample_classes(labels))
 
 
+def stateless_logits_and_labels(head, trainable, non_trainable, x, labels):
+    """`head.logits_and_labels(x, labels, training=True)` on the given variable values
+    (a stateless call: the seed state is read, not advanced)."""
+    mapping = list(zip(head.trainable_variables, trainable)) + list(zip(head.non_trainable_variables, non_trainable))
+    with keras.StatelessScope(state_mapping=mapping):
+        return head.logits_and_labels(x, labels, training=True)
+
+
 def partial_fc_loss_and_grads(head, embeddings, labels):
     """Like `head_loss_and_grads`, with the labels mapped to the sampled columns;
     the seed state is read, not advanced."""
     if not head.built:
         head.build(embeddings.shape)
     non_trainable = [v.value for v in head.non_trainable_variables]
-    targets = head.sampled_labels(labels)
 
     def loss(x, kernel):
-        logits, _ = head.stateless_call([kernel], non_trainable, [x, labels], training=True)
+        logits, targets = stateless_logits_and_labels(head, [kernel], non_trainable, x, labels)
         ce = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
         return keras.ops.mean(ce), logits
 
@@ -144,7 +151,7 @@ def test_sample_size_is_static_when_traced():
 
         @tf.function
         def logits(x, y):
-            return head.stateless_call(*variables, [x, y], training=True)[0]
+            return stateless_logits_and_labels(head, *variables, x, y)[0]
 
         traced = logits.get_concrete_function(
             tf.TensorSpec((None, 8), "float32"), tf.TensorSpec((None,), "int32")
@@ -154,7 +161,7 @@ def test_sample_size_is_static_when_traced():
         import jax
 
         def logits(trainable, non_trainable, x, y):
-            return head.stateless_call(trainable, non_trainable, [x, y], training=True)[0]
+            return stateless_logits_and_labels(head, trainable, non_trainable, x, y)[0]
 
         assert jax.eval_shape(logits, *variables, x, y).shape == (32, 100)
         assert jax.jit(logits)(*variables, x, y).shape == (32, 100)
@@ -245,7 +252,7 @@ def test_eval_calls_use_every_class_and_the_original_labels():
     np.testing.assert_array_equal(to_numpy(labels), y)
     np.testing.assert_allclose(to_numpy(logits), to_numpy(full(x)), rtol=1e-6)
     np.testing.assert_allclose(to_numpy(sampled([x, y])), to_numpy(full(x)), rtol=1e-6)
-    assert sampled([x, y], training=True).shape == (5, 10)
+    assert sampled.logits_and_labels(x, y, training=True)[0].shape == (5, 10)
 
 
 @pytest.mark.parametrize(
@@ -265,7 +272,26 @@ def test_batch_larger_than_the_sample_raises():
     head = heads.ArcFace(100, sample_rate=0.05)
     x, y = batch(100, 6, 4, seed=8)
     with pytest.raises(ValueError, match="keeps 5 of 100 classes, fewer than the batch size"):
+        head.logits_and_labels(x, y, training=True)
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_HEADS))
+def test_training_call_outside_logits_and_labels_raises(name):
+    """A plain Keras model would pair the original labels with the sampled columns."""
+    head = MARGIN_HEADS[name](40, sample_rate=0.5)
+    x, y = batch(40, 4, 6, seed=12)
+    message = r"sample_rate=0.5 \(Partial FC\).*FaceModel.*head.logits_and_labels\(embeddings, labels, training=True\)"
+    with pytest.raises(ValueError, match=message):
         head([x, y], training=True)
+    assert head.logits_and_labels(x, y, training=True)[0].shape == (4, 20)
+    assert head([x, y]).shape == (4, 40)  # inference: all classes, no labels needed
+
+    features = keras.Input((6,))
+    labels = keras.Input((), dtype="int32")
+    model = keras.Model([features, labels], MARGIN_HEADS[name](40, sample_rate=0.5)([features, labels]))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match=message):
+        model.fit([x, y], y, epochs=1, verbose=0)
 
 
 def test_keras_file_round_trip_keeps_the_sampling(tmp_path):

@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from kerasface._checks import assert_labels_in_range, check_finite, check_positive_int, check_rank
+from kerasface.losses.distances import safe_norm
 
 # Gradients of arccos are infinite at +-1; inside this band the angle is
 # exact but its gradient is taken as zero (theta is not differentiable there).
@@ -136,9 +137,10 @@ class CosineMarginHead(Head):
     `sampled_labels(labels)` is the Partial FC loss; `logits_and_labels`
     returns both (`FaceModel` trains with it, so its loss and accuracy are
     over the sampled classes). A Keras functional model compiled with the
-    original labels would pair them with the wrong columns: use
-    `logits_and_labels`. The batch size may not exceed `num_sampled`, so
-    that every class of the batch fits in the sample.
+    original labels would pair them with the wrong columns, so a training
+    call with labels outside `logits_and_labels` raises `ValueError`. The
+    batch size may not exceed `num_sampled`, so that every class of the
+    batch fits in the sample.
 
     Only the sampled kernel columns get a gradient; the others get zeros
     (dense on TensorFlow and JAX alike: the gradient of a gather along the
@@ -173,6 +175,8 @@ class CosineMarginHead(Head):
         # The rate as written in decimal, so that 0.07 of 100 classes is 7, not 8.
         self.num_sampled = math.ceil(fractions.Fraction(repr(self.sample_rate)) * self.num_classes)
         self.seed = seed
+        # Set while logits_and_labels calls the head (see head_logits).
+        self._labels_follow_sample = False
         self.seed_generator = None
         if self.samples_classes:
             self.seed_generator = keras.random.SeedGenerator(seed)
@@ -185,6 +189,15 @@ class CosineMarginHead(Head):
     def head_logits(self, embeddings, labels):
         if labels is None or not self.samples_classes:
             return self.cosine_logits(embeddings, self.kernel, labels)
+        if not self._labels_follow_sample:
+            raise ValueError(
+                f"{type(self).__name__} with sample_rate={self.sample_rate} (Partial FC) gives training logits "
+                f"for {self.num_sampled} sampled classes, not all {self.num_classes}, so the original labels "
+                "do not index them: a plain Keras model compiled with those labels would train on wrong "
+                "targets. Train it through kerasface's FaceModel, or take the logits and the matching labels "
+                "from head.logits_and_labels(embeddings, labels, training=True). Received: a training call "
+                "with labels outside logits_and_labels."
+            )
         batch_size = embeddings.shape[0]
         if batch_size is not None and batch_size > self.num_sampled:
             raise ValueError(
@@ -202,13 +215,13 @@ class CosineMarginHead(Head):
         The product `(x / ||x||) W` is scaled by `1 / ||W_j||` per column rather
         than `W` normalised first: the same cosines, but the elementwise work
         forward and backward is on the (batch, classes) product instead of the
-        (dim, classes) kernel (bench/speed_bench.py, heads group).
+        (dim, classes) kernel (bench/speed_bench.py, heads group). An all-zero
+        embedding (or class weight) has cosine 0 to every class and a zero,
+        finite gradient (`safe_norm`).
         """
-        embedding_norms = ops.norm(embeddings, axis=1, keepdims=True)
-        kernel_norms = ops.norm(kernel, axis=0, keepdims=True)
-        cosine = ops.matmul(embeddings / ops.maximum(embedding_norms, 1e-12), kernel) * (
-            1.0 / ops.maximum(kernel_norms, 1e-12)
-        )
+        embedding_norms, inverse_embedding_norms = safe_norm(embeddings, axis=1)
+        kernel_norms, inverse_kernel_norms = safe_norm(kernel, axis=0)
+        cosine = ops.matmul(embeddings * inverse_embedding_norms, kernel) * inverse_kernel_norms
         if labels is not None:
             target_mask = ops.one_hot(labels, kernel.shape[-1], dtype=cosine.dtype)
             target_cosine = ops.sum(cosine * target_mask, axis=1)
@@ -256,7 +269,11 @@ class CosineMarginHead(Head):
         return ops.sum(ops.cast(distinct_below, "int32"), axis=1)
 
     def logits_and_labels(self, embeddings, labels, training=False):
-        logits, labels = super().logits_and_labels(embeddings, labels, training)
+        self._labels_follow_sample = True
+        try:
+            logits, labels = super().logits_and_labels(embeddings, labels, training)
+        finally:
+            self._labels_follow_sample = False
         if training and self.samples_classes:
             labels = self.sampled_labels(labels)
         return logits, labels

@@ -5,19 +5,34 @@ from keras import ops
 DISTANCES = ("l2", "squared_l2", "angular")
 
 
+def safe_norm(x, axis, eps=1e-12):
+    """`(||x||, 1 / ||x||)` along `axis` (kept), with finite gradients everywhere.
+
+    Where `||x|| <= eps` (an all-zero row or column) both are 0 and so are
+    their gradients: `x / ||x||` has no derivative at `x = 0`, and the plain
+    `sqrt` and division give NaN there (0 * inf), in float32 and in the
+    float16 or bfloat16 gradients cast back from it.
+    """
+    squared = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    nonzero = squared > eps * eps
+    root = ops.sqrt(ops.where(nonzero, squared, 1.0))
+    return ops.where(nonzero, root, 0.0), ops.where(nonzero, 1.0 / root, 0.0)
+
+
 def pairwise_distances(embeddings, distance="l2"):
     """The (batch, batch) matrix of distances, zero on the diagonal.
 
     `"l2"` and `"squared_l2"` are Euclidean (the square root has a zero
     gradient where two rows coincide, as in tensorflow-addons); `"angular"`
-    is `1 - cosine similarity`, clipped at 0.
+    is `1 - cosine similarity`, clipped at 0 (an all-zero row is at distance 1
+    from every other row, with finite gradients).
     """
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}. Received: distance={distance!r}")
     batch = ops.shape(embeddings)[0]
     off_diagonal = 1.0 - ops.eye(batch, dtype=embeddings.dtype)
     if distance == "angular":
-        unit = embeddings / ops.maximum(ops.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        unit = embeddings * safe_norm(embeddings, axis=1)[1]
         return ops.maximum(1.0 - ops.matmul(unit, ops.transpose(unit)), 0.0) * off_diagonal
     squared_norms = ops.sum(ops.square(embeddings), axis=1)
     squared = (
