@@ -64,15 +64,16 @@ def run(args):
     import cv2
 
     from kerasface.align import align, by_centrality, detect
+    from kerasface.checkpoints import write_bytes, write_text
     from kerasface.data.images import IMAGE_EXTENSIONS, is_readable_image
 
     src, dst = Path(args.src), Path(args.dst)
     if not src.is_dir():
-        print(f"error: {src} is not a folder", file=sys.stderr)
+        print(f"kerasface align: error: {src} is not a folder", file=sys.stderr)
         return 2
     files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        print(f"error: no images ({', '.join(IMAGE_EXTENSIONS)}) under {src}", file=sys.stderr)
+        print(f"kerasface align: error: no images ({', '.join(IMAGE_EXTENSIONS)}) under {src}", file=sys.stderr)
         return 2
     failures = {"unreadable": [], "no face": []}
     progress = Progress(len(files))
@@ -93,17 +94,20 @@ def run(args):
                     faces, targets = faces[:1], [target]
                 for face, face_target in zip(faces, targets):
                     crop = align(image, face.landmarks, args.template, args.image_size)
-                    if not cv2.imwrite(str(face_target), crop):
-                        raise OSError(f"could not write {face_target}")
+                    encoded, data = cv2.imencode(face_target.suffix, crop)
+                    if not encoded:
+                        raise OSError(f"could not encode {face_target} as {face_target.suffix}")
+                    # Renamed into place once whole: an interrupted run leaves no truncated crop to train on.
+                    write_bytes(face_target, data.tobytes())
                     written += 1
             progress.update(done)
     except (ImportError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"kerasface align: error: {error}", file=sys.stderr)
         return 2
     aligned = len(files) - sum(len(paths) for paths in failures.values())
     report = _report(aligned, failures, written if args.all_faces else None)
     dst.mkdir(parents=True, exist_ok=True)
-    (dst / REPORT_NAME).write_text(report)
+    write_text(dst / REPORT_NAME, report)
     print(report, end="", file=sys.stderr)
     return 0 if aligned else 1
 

@@ -2,12 +2,15 @@
 
 SavedModel and ONNX come from Keras 3's `Model.export`; TFLite files are
 converted from a SavedModel with `tf.lite.TFLiteConverter`, restricted to the
-builtin operators (no Flex / Select TF ops).
+builtin operators (no Flex / Select TF ops). Each is written under a
+temporary name beside its path and renamed onto it (`kerasface.checkpoints`),
+so a failed or killed export never leaves a partial file.
 """
 
 import tempfile
 from pathlib import Path
 
+from kerasface.checkpoints import atomic_path, write_bytes
 from kerasface.export.tflite_ops import check_builtin_ops
 
 
@@ -25,14 +28,15 @@ def write(embedder, path, format, calibration=None, int8_io=False):
             else its input and output stay float32.
     """
     path = Path(path)
-    if format.name == "saved_model":
-        embedder.export(str(path), format="tf_saved_model", verbose=False)
-    elif format.name == "onnx":
-        embedder.export(str(path), format="onnx", verbose=False)
+    if format.name in ("saved_model", "onnx"):
+        # Written beside `path` and renamed onto it: an export killed half-way leaves the previous file whole.
+        keras_format = "tf_saved_model" if format.name == "saved_model" else "onnx"
+        with atomic_path(path) as partial:
+            embedder.export(str(partial), format=keras_format, verbose=False)
     else:
         model_bytes = tflite_bytes(embedder, _QUANTIZERS[format.name](calibration, int8_io))
         check_builtin_ops(model_bytes, f"The {format.name} export of {embedder.name!r}")
-        path.write_bytes(model_bytes)
+        write_bytes(path, model_bytes)
 
 
 def tflite_bytes(embedder, quantize):
