@@ -1,7 +1,9 @@
 """The command line and the examples, at tiny sizes."""
 
 import csv
+import os
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import keras
 import numpy as np
 import pytest
 
+import kerasface
+from kerasface.cli import zoo as zoo_cli
 from kerasface.cli.main import main
 from kerasface.train import train
 
@@ -114,3 +118,111 @@ def test_example_center_loss_own_backbone():
 def test_example_register_recipe():
     model = run_example("register_recipe.py")(num_classes=9, input_shape=(32, 32, 3))
     assert type(model.head).__name__ == "CosFace" and model.head.num_classes == 9
+
+
+# === Errors: one line, an exit status, no traceback (issue 11) ===
+
+
+def run_command(*argv, **env):
+    """`python -m kerasface.cli.main ARGV` in a fresh process: `(returncode, stdout, stderr)`."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "KERASFACE_DEBUG")}
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasface.cli.main", *argv],
+        capture_output=True,
+        text=True,
+        env={**environment, **env},
+        timeout=300,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_zoo_prints_nothing_on_stderr_and_a_bad_train_path_one_line(tmp_path):
+    status, out, err = run_command("zoo", "lenetpp_*")
+    assert status == 0 and err == "" and len(out.splitlines()) == 6
+    status, out, err = run_command("train", "lenetpp_softmax", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    assert status == 2 and out == ""
+    assert err.splitlines() == [f"kerasface train: error: Training data directory '{tmp_path / 'nowhere'}' does not exist."]
+    assert not (tmp_path / "o").exists()
+
+
+class Raise:
+    def __init__(self, error):
+        self.error = error
+
+    def __call__(self, args):
+        raise self.error
+
+
+ERRORS = [
+    (FileNotFoundError(2, "No such file or directory", "faces/x.png"), 2, "error: [Errno 2] No such file or directory: 'faces/x.png'"),
+    (PermissionError(13, "Permission denied", "runs"), 2, "error: [Errno 13] Permission denied: 'runs'"),
+    (cv2.error("OpenCV(4.10) loadsave.cpp:798: error: (-215:Assertion failed)\n !_img.empty() in function 'imwrite'\n"), 2,
+     "error: OpenCV(4.10) loadsave.cpp:798: error: (-215:Assertion failed) !_img.empty() in function 'imwrite'"),
+    (OSError(28, "No space left on device"), 1, "error: [Errno 28] No space left on device"),
+    (FloatingPointError("Training stopped at step 3: the loss is not finite."), 1, "error: Training stopped at step 3"),
+    (MemoryError(), 1, "error: MemoryError"),
+    (KeyError("embedding_dim"), 70, "internal error: KeyError: 'embedding_dim' (a bug in kerasface: run again with --debug"),
+    (RuntimeError("boom\nsecond line"), 70, "internal error: RuntimeError: boom second line (a bug"),
+]
+
+
+@pytest.mark.parametrize("error, status, line", ERRORS, ids=[type(e[0]).__name__ for e in ERRORS])
+def test_every_error_is_one_line_and_an_exit_status(error, status, line, monkeypatch, capsys):
+    monkeypatch.setattr(zoo_cli, "run", Raise(error))
+    assert main(["zoo"]) == status
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1
+    assert captured.err.startswith(f"kerasface zoo: {line}")
+
+
+def test_tensorflow_runtime_errors_are_a_failed_run_without_the_graph(monkeypatch, capsys):
+    import tensorflow as tf
+
+    message = "{{function_node __wrapped__Reshape}} Input to reshape is a tensor with 12 values\n\nDetected at node x"
+    monkeypatch.setattr(zoo_cli, "run", Raise(tf.errors.InvalidArgumentError(None, None, message)))
+    assert main(["zoo"]) == 1
+    assert capsys.readouterr().err == "kerasface zoo: error: Input to reshape is a tensor with 12 values\n"
+
+
+def test_debug_shows_the_traceback_and_ctrl_c_exits_130(monkeypatch, capsys):
+    monkeypatch.setattr(zoo_cli, "run", Raise(KeyError("x")))
+    assert main(["zoo", "--debug"]) == 70
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last)") and "KeyError: 'x'" in err
+    monkeypatch.setenv("KERASFACE_DEBUG", "1")
+    assert main(["zoo"]) == 70 and "Traceback" in capsys.readouterr().err
+    monkeypatch.delenv("KERASFACE_DEBUG")
+    monkeypatch.setattr(zoo_cli, "run", Raise(KeyboardInterrupt()))
+    assert main(["zoo"]) == 130
+    assert capsys.readouterr().err == "kerasface zoo: interrupted\n"
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "lenetpp_softmax"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "kerasface train: error: the following arguments are required: --data (see 'kerasface train --help')\n"
+    )
+
+
+# === Every subpackage from `import kerasface`, imported on first use ===
+
+
+def test_import_kerasface_starts_no_framework():
+    code = "import sys, kerasface; print([m for m in ('keras', 'tensorflow', 'jax', 'cv2') if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout == "[]\n", result.stderr[-2000:]
+
+
+def test_subpackages_are_attributes_of_kerasface():
+    for name in kerasface.SUBMODULES:
+        assert getattr(kerasface, name).__name__ == f"kerasface.{name}"
+    assert callable(kerasface.evaluate.verify) and callable(kerasface.data.image_folder)
+    assert callable(kerasface.align.align) and callable(kerasface.export.export)
+    assert callable(kerasface.backbones.BACKBONES["lenet_plus_plus"]) and kerasface.optimizers.OPTIMIZERS
+    assert kerasface.distribute.__name__ == "kerasface.distribute" and callable(kerasface.train.train)
+    assert callable(kerasface.checkpoints.atomic_path) and callable(kerasface.zoo.build)
+    assert set(kerasface.SUBMODULES) <= set(dir(kerasface))
+    with pytest.raises(AttributeError, match="has no attribute 'evaluation'. Its subpackages: align, backbones"):
+        kerasface.evaluation

@@ -106,7 +106,9 @@ def main(argv=None):
 def describe_error(error):
     """`(exit status, one line)` for an error that ended a command."""
     message = error_message(error)
-    if isinstance(error, INPUT_ERRORS) or _is_opencv_error(error):
+    # A missing optional package is the user's to install; a name missing inside kerasface is a bug.
+    ours = isinstance(error, ImportError) and (error.name or "").split(".")[0] == "kerasface"
+    if (isinstance(error, INPUT_ERRORS) and not ours) or _is_opencv_error(error):
         return EXIT_INPUT, f"error: {message}"
     if isinstance(error, RUN_ERRORS) or _is_runtime_error(error) or type(error).__module__.startswith("kerasface"):
         return EXIT_FAILED, f"error: {message}"
