@@ -28,7 +28,6 @@ sphereface_module = importlib.import_module("kerasface.backbones.sphereface")
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "checkpoints"
 
-pytestmark = pytest.mark.backends
 
 
 def reference(name):
@@ -62,6 +61,7 @@ def small_sphere(monkeypatch):
     return recipe
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("file", ["iresnet_small.pth", "iresnet_small_legacy.pth", "iresnet_small.onnx"])
 def test_arcface_iresnet(small_iresnet, file):
     recipe, embedder = small_iresnet
@@ -71,6 +71,7 @@ def test_arcface_iresnet(small_iresnet, file):
     assert_parity(embedder, images, expected)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("file", ["mobilefacenet.pth", "mobilefacenet.onnx"])
 def test_arcface_mobilefacenet(file):
     recipe = zoo.recipe("mobilefacenet_arcface")
@@ -81,6 +82,7 @@ def test_arcface_mobilefacenet(file):
     assert_parity(embedder, images, expected)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("file", ["sphere_small.pth", "sphere_small_legacy.pth"])
 def test_sphere20a_with_its_head(small_sphere, file):
     model = zoo.from_recipe(small_sphere, compile=False)
@@ -92,6 +94,7 @@ def test_sphere20a_with_its_head(small_sphere, file):
     assert any("BGR" in note for note in report.notes)
 
 
+@pytest.mark.backends
 def test_sphere20a_head_of_another_class_count_is_left_out(small_sphere):
     recipe = small_sphere.replace(num_classes=7)
     model = zoo.from_recipe(recipe, compile=False)
@@ -116,6 +119,7 @@ def facenet_embedder(batch_norm_scale):
     return recipe, zoo.make_embedder(recipe)
 
 
+@pytest.mark.backends
 def test_facenet_pytorch_full_size():
     state, images, expected = facenet_state()
     recipe, embedder = facenet_embedder(batch_norm_scale=True)
@@ -124,7 +128,9 @@ def test_facenet_pytorch_full_size():
 
 
 def test_davidsandberg_tf1_checkpoint(tmp_path):
-    """The facenet-pytorch weights under davidsandberg's TF-slim names, saved with tf.compat.v1.
+    """(TensorFlow only: a TF1 checkpoint is read with TensorFlow on any backend.)
+
+    The facenet-pytorch weights under davidsandberg's TF-slim names, saved with tf.compat.v1.
 
     TF-slim's batch norm has no gamma, so each gamma is folded exactly into the
     convolution (or the Bottleneck) before it: gamma (W x - m) / s = ((gamma W) x - gamma m) / s.
@@ -162,3 +168,15 @@ def test_davidsandberg_tf1_checkpoint(tmp_path):
     report = convert.load_weights(embedder, prefix + ".index", recipe)
     assert report.family == "facenet_tf1"
     assert_parity(embedder, images, expected)
+
+
+@pytest.mark.slow
+def test_converted_model_exports_to_tflite_int8(small_iresnet, tmp_path):
+    from kerasface import export
+
+    recipe, embedder = small_iresnet
+    convert.load_weights(embedder, FIXTURES / "iresnet_small.onnx", recipe)
+    calibration = np.random.RandomState(0).uniform(0, 255, (64, 32, 32, 3)).astype(np.float32)
+    report = export.export(embedder, tmp_path / "iresnet.tflite", format="tflite_int8",
+                           representative_data=calibration)
+    assert report.mean_cosine >= 0.99
