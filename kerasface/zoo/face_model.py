@@ -202,8 +202,22 @@ def make_embedder(recipe, weights=None):
     return keras.Model(images, embeddings, name=f"{recipe.name}_embedder")
 
 
+def _foreign_checkpoint(weights):
+    """True for a reference project's checkpoint (PyTorch, ONNX, TF1), False for kerasface's own files."""
+    from kerasface import convert
+
+    return convert.detect_format(weights) != "keras"
+
+
 def from_recipe(recipe, compile=True, weights=None, steps_per_epoch=None):
-    """Builds (and by default compiles) the `FaceModel` a recipe describes."""
+    """Builds (and by default compiles) the `FaceModel` a recipe describes.
+
+    `weights` is a local file: kerasface's `.weights.h5`/`.keras` for the
+    backbone, or a reference checkpoint (arcface_torch / facenet-pytorch
+    `.pth`, insightface `.onnx`, a davidsandberg TF1 checkpoint, sphere20a),
+    which `kerasface.convert.load_weights` loads strictly with its input
+    normalisation (`kerasface convert` also fits the recipe to the file).
+    """
     head = None
     if recipe.head is not None:
         head = HEADS[recipe.head](recipe.num_classes, name="head", **recipe.head_args)
@@ -212,7 +226,14 @@ def from_recipe(recipe, compile=True, weights=None, steps_per_epoch=None):
         center_loss = CenterLoss(
             recipe.num_classes, alpha=recipe.center_loss_alpha, weight=recipe.center_loss_weight, name="center_loss"
         )
-    model = FaceModel(make_embedder(recipe, weights), head, center_loss, recipe, name=recipe.name)
+    foreign = weights is not None and _foreign_checkpoint(weights)
+    embedder = make_embedder(recipe, None if foreign else weights)
+    model = FaceModel(embedder, head, center_loss, recipe, name=recipe.name)
+    if foreign:
+        from kerasface import convert
+
+        # The backbone, its normalisation and (sphere20a) the head's classifier, strictly or not at all.
+        convert.load_weights(model, weights, recipe)
     if compile:
         model.compile(steps_per_epoch=steps_per_epoch)
     return model

@@ -180,3 +180,19 @@ def test_converted_model_exports_to_tflite_int8(small_iresnet, tmp_path):
     report = export.export(embedder, tmp_path / "iresnet.tflite", format="tflite_int8",
                            representative_data=calibration)
     assert report.mean_cosine >= 0.99
+
+
+@pytest.mark.parametrize("file", ["mobilefacenet.pth", "mobilefacenet.onnx"])
+def test_zoo_build_takes_a_reference_checkpoint(file):
+    model = zoo.build("mobilefacenet_arcface", num_classes=10, weights=FIXTURES / file, steps_per_epoch=10)
+    images, expected = reference("mobilefacenet")
+    assert_parity(model.embedder, images, expected)
+    assert model.optimizer is not None
+
+
+def test_zoo_build_loads_sphere20a_into_backbone_and_head(small_sphere):
+    model = zoo.from_recipe(small_sphere, compile=False, weights=FIXTURES / "sphere_small.pth")
+    images, expected = reference("sphere_small")
+    assert_parity(model.embedder, images, expected)
+    fc6 = convert.read_state_dict(FIXTURES / "sphere_small.pth")["fc6.weight"]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), fc6)
