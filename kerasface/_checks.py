@@ -61,7 +61,7 @@ def check_labels(labels, num_classes, where):
         raise ValueError(_label_error(where, num_classes, value))
 
 
-def assert_labels_in_range(labels, num_classes, where):
+def assert_labels_in_range(labels, num_classes, where, *after):
     """Stops the run on labels outside [0, num_classes), also inside a traced step.
 
     Concrete labels (eager calls) raise `ValueError` at once. In a traced call
@@ -75,28 +75,35 @@ def assert_labels_in_range(labels, num_classes, where):
       `JaxRuntimeError` whose message holds the `ValueError`'s.
     Symbolic Keras tensors (building a functional model) pass unchecked.
 
+    Args:
+        labels: class indices, any shape, integer or float.
+        num_classes: the number of classes.
+        where: the name the message starts with.
+        *after: tensors to be used only after the check. On TensorFlow the
+            labels and these come back tied to the assert, so that what is
+            computed from them (a loss that ignores the labels too) waits for
+            it rather than failing first with a message of its own.
+
     Returns:
-        `labels`; on TensorFlow, tied to the assert so that it runs first.
+        `labels`, or `(labels, *after)` when `after` is given.
     """
-    if backend.is_keras_tensor(labels):
-        return labels
-    values = concrete_value(labels)
+    checked = (labels, *after)
+    values = None if backend.is_keras_tensor(labels) else concrete_value(labels)
     if values is not None:
         check_labels(values, num_classes, where)
-        return labels
-    name = backend.backend()
-    if name == "tensorflow":
-        return _tf_assert_labels(labels, num_classes, where)
-    if name == "jax":
-        _jax_check_labels(labels, num_classes, where)
-    return labels
+    elif not backend.is_keras_tensor(labels):
+        name = backend.backend()
+        if name == "tensorflow":
+            checked = _tf_assert_labels(checked, num_classes, where)
+        elif name == "jax":
+            _jax_check_labels(labels, num_classes, where)
+    return checked if after else checked[0]
 
 
-def _tf_assert_labels(labels, num_classes, where):
+def _tf_assert_labels(tensors, num_classes, where):
     import tensorflow as tf
 
-    labels = tf.convert_to_tensor(labels)
-    flat = tf.reshape(labels, [-1])
+    flat = tf.reshape(tf.convert_to_tensor(tensors[0]), [-1])
     bad = tf.logical_or(flat < 0, flat >= tf.cast(num_classes, flat.dtype))
     if flat.dtype.is_floating:
         bad = tf.logical_or(bad, tf.logical_not(tf.equal(flat, tf.floor(flat))))
@@ -110,7 +117,7 @@ def _tf_assert_labels(labels, num_classes, where):
         name="assert_labels_in_range",
     )
     with tf.control_dependencies([check]):
-        return tf.identity(labels)
+        return tuple(tf.identity(tensor) for tensor in tensors)
 
 
 def _raise_label_error(value, num_classes, where):

@@ -241,3 +241,66 @@ def test_angular_distance_to_a_zero_row_is_one():
     x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 2.0]], "float32")
     d = to_numpy(losses.pairwise_distances(x, "angular"))
     np.testing.assert_allclose(d, [[0, 1, 1], [1, 0, 0.2], [1, 0.2, 0]], atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# Margins outside the range where they penalise (issue 11.6), scale and
+# missing labels (issue 11.7)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: heads.ArcFace(10, margin=28.65), r"margin is an angle in radians.*Received: margin=28.65"),
+        (lambda: heads.ArcFace(10, margin=3), r"radians.*\[0, 1.682\].*Received: margin=3"),
+        (lambda: heads.ArcFace(10, margin=-0.1), r"margin must be a finite number >= 0.*Received: margin=-0.1"),
+        (lambda: heads.ArcFace(10, margin=float("nan")), r"Received: margin=nan"),
+        (lambda: heads.CosFace(10, margin=1.2), r"\[0, num_classes/\(num_classes-1\)\] = \[0, 1.111\].*margin=1.2"),
+        (lambda: heads.CosFace(10, margin=-0.35), r"Received: margin=-0.35"),
+        (lambda: heads.CombinedMargin(10, m1=0.5), r"m1 must be >= 1.*Received: m1=0.5"),
+        (lambda: heads.CombinedMargin(10, m2=28.65), r"m2 is an angle in radians.*Received: m2=28.65"),
+        (lambda: heads.CombinedMargin(10, m2=1.5, m3=0.5), r"radians.*too large.*Received: m2=1.5, m3=0.5"),
+        (lambda: heads.CombinedMargin(10, m3=-0.1), r"Received: m3=-0.1"),
+        (lambda: heads.LSoftmax(10, margin=0), r"margin must be a positive integer.*Received: margin=0"),
+        (lambda: heads.SphereFace(10, margin=2.5), r"Received: margin=2.5"),
+        (lambda: heads.SphereFace(10, margin=True), r"Received: margin=True"),
+        (lambda: heads.SphereFace(10, scale=30), r"SphereFace takes no scale.*Received: scale=30"),
+        (lambda: heads.LSoftmax(10, scale=16.0), r"LSoftmax takes no scale.*Received: scale=16.0"),
+    ],
+)
+def test_bad_margins_and_scales_raise(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: heads.CosFace(10, margin=10 / 9),
+        lambda: heads.CosFace(2, margin=2.0),
+        lambda: heads.ArcFace(10, margin=np.arccos(-1 / 9)),
+        lambda: heads.ArcFace(3, margin=2.0),
+        lambda: heads.CombinedMargin(10, m1=4.0, m2=0.0, m3=0.0),
+        lambda: heads.CombinedMargin(10, m1=1.35, m2=0.25, m3=0.1),
+        lambda: heads.CombinedMargin(5, m1=1.0, m2=1.2, m3=0.0),
+    ],
+)
+def test_accepted_margins_penalise_and_keep_the_target_monotonic(make):
+    head = make()
+    theta = np.linspace(0.0, np.pi, 4001)
+    cosine = np.cos(theta).astype("float32")
+    target = to_numpy(head.target_logit(cosine))
+    assert np.all(target <= cosine + 1e-6), "the margin must not raise the true class's logit"
+    assert np.all(np.diff(target) <= 1e-6), f"the target logit must not increase with the angle: {np.diff(target).max()}"
+    # At theta = 0 the target still beats -1/(C-1), the nearest other centre's best cosine.
+    assert target[0] >= -1 / (head.num_classes - 1) - 1e-6
+
+
+def test_center_loss_without_labels_says_how_to_call_it():
+    layer = layers.CenterLoss(4)
+    with pytest.raises(ValueError, match=r"CenterLoss is called as layer\(\[embeddings, labels\]\).*Received"):
+        layer(np.ones((2, 3), "float32"))
+    features = keras.Input((3,))
+    with pytest.raises(ValueError, match=r"CenterLoss is called as layer\(\[embeddings, labels\]\)"):
+        layer(features)

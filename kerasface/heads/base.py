@@ -86,7 +86,7 @@ class Head(keras.layers.Layer):
         embeddings = ops.cast(embeddings, "float32")
         if labels is not None:
             # Also in evaluation: the loss pairs these labels with the logits.
-            labels = assert_labels_in_range(labels, self.num_classes, where)
+            labels, embeddings = assert_labels_in_range(labels, self.num_classes, where, embeddings)
         if labels is None or not training:
             return self.head_logits(embeddings, None)
         return self.head_logits(embeddings, _flat_labels(labels))

@@ -6,6 +6,12 @@ from kerasface.distribute.replicas import all_gather, scale_for_replicas
 from kerasface.heads.base import split_inputs
 
 
+_CALL_ERROR = (
+    "CenterLoss is called as layer([embeddings, labels]): it needs each embedding's class to pull it "
+    "to that class's centre. Received: {received}"
+)
+
+
 @keras.saving.register_keras_serializable(package="kerasface")
 class CenterLoss(keras.layers.Layer):
     """Centre loss, Wen et al., ECCV 2016: pulls features to their class centre.
@@ -41,6 +47,12 @@ class CenterLoss(keras.layers.Layer):
         self.weight = check_non_negative(weight, "weight", where)
 
     def build(self, input_shape):
+        if not (
+            isinstance(input_shape, (list, tuple))
+            and len(input_shape) == 2
+            and all(isinstance(shape, (list, tuple)) for shape in input_shape)
+        ):
+            raise ValueError(_CALL_ERROR.format(received=f"one input of shape {tuple(input_shape)}"))
         embeddings_shape = input_shape[0]
         check_rank(embeddings_shape, 2, type(self).__name__)
         self.centers = self.add_weight(
@@ -55,7 +67,7 @@ class CenterLoss(keras.layers.Layer):
     def call(self, inputs, training=None):
         embeddings, labels = split_inputs(inputs)
         if labels is None:
-            raise ValueError("CenterLoss is called as layer([embeddings, labels]).")
+            raise ValueError(_CALL_ERROR.format(received=f"one input of shape {tuple(embeddings.shape)}"))
         # Keras divides `add_loss` values by the number of replicas itself.
         self.add_loss(self._loss_and_update(embeddings, labels, training))
         return embeddings
