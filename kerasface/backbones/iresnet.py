@@ -25,6 +25,7 @@ STAGE_BLOCKS = {
     34: (3, 4, 6, 3),
     50: (3, 4, 14, 3),
     100: (3, 13, 30, 3),
+    200: (6, 26, 60, 6),  # arcface_torch's iresnet200
 }
 
 # insightface draws every convolution from N(0, 0.1) (`nn.init.normal_(m.weight,
@@ -67,10 +68,11 @@ def iresnet(depth, input_shape=(112, 112, 3), embedding_dim=512, dropout_rate=0.
     Parameters at 112x112x3 with a 512-d embedding (insightface's PyTorch
     count includes the 512 frozen BN weights that Keras does not create):
     depth 18: 24,025,088 trainable (24.03M in PyTorch); 34: 34,138,816
-    (34.14M); 50: 43,590,336 (43.59M); 100: 65,155,648 (65.16M).
+    (34.14M); 50: 43,590,336 (43.59M); 100: 65,155,648 (65.16M); 200:
+    118,833,408 (118.83M).
 
     Args:
-        depth: 18, 34, 50 or 100.
+        depth: 18, 34, 50, 100 or 200.
         input_shape: image shape (height, width, channels), already
             normalised. Defaults to `(112, 112, 3)`.
         embedding_dim: size of the embedding. Defaults to `512`.

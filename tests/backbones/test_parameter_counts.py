@@ -5,6 +5,7 @@ and the reference code (prototxts, insightface, facenet), or quoted from a
 published model summary; they are never read back from the models.
 """
 
+import importlib
 import math
 
 import pytest
@@ -197,6 +198,27 @@ def test_iresnet(depth):
     if depth in INSIGHTFACE_MILLIONS:
         # PyTorch also counts the frozen weight of the last BatchNorm1d.
         assert round((expected.trainable + 512) / 1e6, 1) == INSIGHTFACE_MILLIONS[depth]
+
+
+# arcface_torch's iresnet200: `_iresnet('iresnet200', IBasicBlock, [6, 26, 60, 6], ...)`.
+IRESNET200_BLOCKS = (6, 26, 60, 6)
+
+
+def test_iresnet200_count():
+    # Trainable: 105,986,304 in the stem and the 98 blocks, 1,024 in bn2,
+    # 12,845,568 in fc (25088 x 512 + 512), 512 in `features`' beta; PyTorch
+    # adds the frozen weight of `features`: 118,833,920 (118.83M).
+    expected = iresnet_count(IRESNET200_BLOCKS)
+    assert (expected.total, expected.trainable) == (118_969_472, 118_833_408)
+    assert expected.trainable - 12_845_568 - 512 - 1_024 == 105_986_304
+    # The package re-exports the function under the module's name.
+    assert importlib.import_module("kerasface.backbones.iresnet").STAGE_BLOCKS[200] == IRESNET200_BLOCKS
+
+
+@pytest.mark.slow
+def test_iresnet200():
+    # Building 119M parameters takes 10-20 s on CI's cores.
+    assert_counts(backbones.iresnet(200), iresnet_count(IRESNET200_BLOCKS))
 
 
 # === SphereReID (Fan et al. 2018, network D, on torchvision's resnet50) ===
