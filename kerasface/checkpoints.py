@@ -128,20 +128,22 @@ def save_model(model, path, **kwargs):
 
 @contextlib.contextmanager
 def removed_on_failure(folder, keep=()):
-    """Removes what the block wrote under `folder` if it raises, unless it got as far as writing one of `keep`.
+    """Removes what the block wrote under `folder` if it raises before writing any of `keep`.
 
-    Entries of `folder` that existed before the block are never touched, and
-    neither is anything once an entry named in `keep` (a checkpoint, a backup)
-    exists: that run can be resumed. Folders the block created (`folder` and
-    missing parents) are removed when left empty.
+    `keep` names the entries that make a failed run worth resuming (a
+    checkpoint, a backup folder). If the block created or changed one of them,
+    everything stays. Otherwise the entries of `folder` the block created are
+    removed, then the folders it created (`folder` and missing parents) if
+    empty; entries that existed before the block are never touched.
     """
     folder = Path(folder)
     missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
+    kept_before = _state(folder, keep)
     try:
         yield
     except BaseException:
-        if folder.is_dir() and not any((folder / name).exists() for name in keep):
+        if folder.is_dir() and _state(folder, keep) == kept_before:
             for entry in list(folder.iterdir()):
                 if entry.name not in before:
                     _remove(entry)
@@ -149,6 +151,18 @@ def removed_on_failure(folder, keep=()):
                 with contextlib.suppress(OSError):
                     created.rmdir()
         raise
+
+
+def _state(folder, names):
+    """Path -> (size, modification time) of the entries `names` of `folder` and everything under them."""
+    state = {}
+    for name in names:
+        top = folder / name
+        for path in (top, *(top.rglob("*") if top.is_dir() else ())):
+            with contextlib.suppress(OSError):
+                info = path.stat()
+                state[path] = (info.st_size, info.st_mtime_ns)
+    return state
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):

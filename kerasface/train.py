@@ -87,6 +87,10 @@ def train(
     Returns:
         `(model, history)`.
     """
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
+        raise ValueError(f"epochs must be a whole number >= 1, or None for the recipe's. Received: epochs={epochs!r}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise FileExistsError(f"The output {str(out)!r} is a file; train writes a folder there.")
     # A run that fails before its first checkpoint leaves nothing behind; one that got further can be resumed.
     with removed_on_failure(out, keep=(CHECKPOINT, BACKUP)):
         return _train(
@@ -147,6 +151,7 @@ def _train(name, data, out, epochs, resume, batch_size, seed, callbacks, verbose
         epochs=epochs,
         steps_per_epoch=None if labels is not None else steps_per_epoch,
         callbacks=callbacks,
+        shuffle=labels is not None,  # datasets arrive shuffled; for them Keras would warn that it ignores shuffle
         verbose=verbose,
     )
     save_model(model, out / "model.keras")

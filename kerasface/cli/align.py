@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from kerasface.align.templates import TEMPLATES
+from kerasface.cli.train import positive_int
 
 REPORT_NAME = "align_report.txt"
 
@@ -32,7 +33,7 @@ def register(subparsers):
     )
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         nargs=2,
         metavar=("HEIGHT", "WIDTH"),
         help="crop size; the template is scaled to it (default: the template's size)",

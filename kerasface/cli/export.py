@@ -46,6 +46,9 @@ def run(args):
     if args.int8_io and "tflite_int8" not in names:
         print("kerasface export: error: --int8-io applies to tflite_int8 only", file=sys.stderr)
         return 2
+    if not Path(args.model).is_file():
+        print(f"kerasface export: error: the model {args.model!r} is not a file", file=sys.stderr)
+        return 2
     from kerasface import export
     from kerasface.cli.main import error_message, load_model_file
 

@@ -154,6 +154,13 @@ def load_model_file(path, **kwargs):
 
     import kerasface.zoo  # noqa: F401
 
+    where = f"the model {str(path)!r}"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Could not load {where}: it does not exist.")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Could not load {where}: it is a folder, not a .keras file.")
+    if str(path).endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ValueError(f"Could not load {where}: it is not a .keras zip archive (truncated, or another format).")
     try:
         return keras.saving.load_model(path, **kwargs)
     except (ImportError, MemoryError):
@@ -162,7 +169,7 @@ def load_model_file(path, **kwargs):
         message = error_message(error)
         if str(path) not in message:
             message = f"{type(error).__name__}: {message}"
-        raise ValueError(f"Could not load the model {str(path)!r}: {message}") from error
+        raise ValueError(f"Could not load {where}: {message}") from error
 
 
 def _start_backend(show_all=False):

@@ -6,10 +6,10 @@ def register(subparsers):
     parser.add_argument("recipe", help="a recipe name (kerasface zoo lists them)")
     parser.add_argument("--data", required=True, help="folder of identity folders, or 'fashion-mnist'")
     parser.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    parser.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         help="global batch size (default: the recipe's); the learning rate is scaled linearly to it, and P x K "
         "recipes keep K images per identity",
     )
@@ -24,6 +24,19 @@ def register(subparsers):
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out exactly")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
+
+
+def positive_int(text):
+    """An argparse type: a whole number >= 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1. Received: {text!r}")
+    return value
 
 
 def run(args):

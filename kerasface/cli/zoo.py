@@ -10,7 +10,10 @@ def register(subparsers):
 def run(args):
     from kerasface import zoo
 
-    for name in zoo.names(args.pattern):
+    names = zoo.names(args.pattern)
+    if not names:
+        raise ValueError(f"No recipe matches {args.pattern!r}. Recipes: {', '.join(zoo.names())}.")
+    for name in names:
         spec = zoo.recipe(name)
         loss = spec.head if spec.head else spec.metric_loss
         if spec.center_loss_weight:
