@@ -244,6 +244,10 @@ FAULTS = [
           r"argument --template: invalid choice: 'arc'"),
     Fault("align to a zero crop size", lambda f: ["align", str(faces(f)), str(f / "al"), "--image-size", "0", "96"],
           r"argument --image-size: expected a whole number >= 1\. Received: '0'"),
+    Fault("demo without the Fashion-MNIST files", lambda f: ["demo", "--data", str(f / "fmnist"), "--out", str(f / "d")],
+          r"fmnist"),
+    Fault("demo for 0 epochs", lambda f: ["demo", "--epochs", "0", "--out", str(f / "d")],
+          r"argument --epochs: expected a whole number >= 1\. Received: '0'"),
     # --- the zoo and FaceModel ---
     Fault("build an unknown recipe", lambda f: lambda: __import__("kerasface").zoo.build("sphereface21"),
           r"ValueError: Unknown recipe 'sphereface21'\. Did you mean sphereface20"),
