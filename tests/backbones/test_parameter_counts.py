@@ -56,14 +56,14 @@ def halve(size):
 SPHEREFACE_UNITS = {4: (0, 0, 0, 0), 10: (0, 1, 2, 0), 20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 64: (3, 8, 16, 3)}
 
 
-def sphereface_count(units, height=112, width=96, embedding_dim=512):
+def sphereface_count(units, height=112, width=96, embedding_dim=512, residual_bias=False):
     count = Count()
     c_in = 3
     for filters, num_units in zip((64, 128, 256, 512), units):
         count.conv(3, 3, c_in, filters, bias=True)
         count.prelu(filters)
         for _ in range(2 * num_units):  # residual convs: bias frozen at 0 in Caffe
-            count.conv(3, 3, filters, filters, bias=False)
+            count.conv(3, 3, filters, filters, bias=residual_bias)
             count.prelu(filters)
         c_in, height, width = filters, halve(height), halve(width)
     count.dense(height * width * 512, embedding_dim)  # fc5 on 7x6x512
@@ -80,6 +80,14 @@ def test_sphereface20_total():
     # 1,551,936 in the four stride-2 conv+PReLU layers, 5,104,448 in the
     # eight residual units, 11,010,560 in fc5 (21504 x 512 + 512).
     assert sphereface_count(SPHEREFACE_UNITS[20]).total == 22_666_944
+
+
+def test_sphereface20_with_residual_bias():
+    # clcarwin/sphereface_pytorch net_sphere.py sphere20a: every nn.Conv2d
+    # keeps its bias, 2 x 64 + 4 x 128 + 8 x 256 + 2 x 512 = 3,712 more.
+    expected = sphereface_count(SPHEREFACE_UNITS[20], residual_bias=True)
+    assert expected.total == 22_666_944 + 3_712
+    assert_counts(backbones.sphereface(20, residual_bias=True), expected)
 
 
 # === LeNets++ (Wen et al. Fig. 2 and mnist_train_test.prototxt) ===
@@ -157,6 +165,41 @@ def test_mobilefacenet():
     count.batch_norm(128)
     assert abs(count.trainable - 0.99e6) < 0.02e6  # the paper reports 0.99M
     assert_counts(backbones.mobilefacenet(), count)
+
+
+def test_mobilefacenet_scale_2():
+    """arcface_torch's "mbf" network, `get_mbf(scale=2)` (backbones/mobilefacenet.py), tallied module by module."""
+    count = Count()
+
+    def block(kh, c_in, c_out, groups=1, prelu=True):  # ConvBlock / LinearBlock
+        count.conv(kh, kh, c_in // groups, c_out, bias=False)  # (out, in / groups, kh, kw)
+        count.batch_norm(c_out)
+        if prelu:
+            count.prelu(c_out)
+
+    def depth_wise(c_in, c_out, groups):  # DepthWise: 1x1 to `groups`, 3x3 depthwise, linear 1x1
+        block(1, c_in, groups)
+        block(3, groups, groups, groups=groups)
+        block(1, groups, c_out, prelu=False)
+
+    s = 2
+    block(3, 3, 64 * s)
+    block(3, 64 * s, 64 * s, groups=64)  # blocks[0] == 1: ConvBlock(..., groups=64)
+    depth_wise(64 * s, 64 * s, 128)
+    for _ in range(4):  # Residual(64 * s, blocks[1], groups=128)
+        depth_wise(64 * s, 64 * s, 128)
+    depth_wise(64 * s, 128 * s, 256)
+    for _ in range(6):
+        depth_wise(128 * s, 128 * s, 256)
+    depth_wise(128 * s, 128 * s, 512)
+    for _ in range(2):
+        depth_wise(128 * s, 128 * s, 256)
+    block(1, 128 * s, 512)  # conv_sep
+    block(7, 512, 512, groups=512, prelu=False)  # GDC
+    count.dense(512, 512, bias=False)
+    count.batch_norm(512)
+    assert (count.total, count.trainable) == (2_083_328, 2_059_520)
+    assert_counts(backbones.mobilefacenet(embedding_dim=512, scale=2), count)
 
 
 # === IResNet (insightface arcface_torch/backbones/iresnet.py) ===
