@@ -104,6 +104,30 @@ def _template_crops():
 TEMPLATE_CROPS = _template_crops()
 
 
+def crop_box(source_hw, target_hw):
+    """Where faces aligned at `source_hw` hold the crop of the template of `target_hw`.
+
+    The one place that says how the known templates relate: `fit_to_template`
+    and the training pipelines (`kerasface.data`) both crop with it.
+
+    Args:
+        source_hw: `(height, width)` of the aligned faces.
+        target_hw: `(height, width)` the model takes.
+
+    Returns:
+        `(top, left, height, width)` of the crop: `(0, 0, *target_hw)` for
+        equal sizes, `(0, 8, 112, 96)` for ArcFace 112x112 faces given to a
+        SphereFace 112x96 model; `None` when no crop of the one is the other
+        (resizing would distort the faces).
+    """
+    source, target = tuple(int(v) for v in source_hw), tuple(int(v) for v in target_hw)
+    if source == target:
+        return (0, 0, *target)
+    if (source, target) not in TEMPLATE_CROPS:
+        return None
+    return (*TEMPLATE_CROPS[(source, target)], *target)
+
+
 def fit_to_template(images, target_hw):
     """Crops aligned faces of one template to the size of another, never resizing.
 
@@ -136,7 +160,8 @@ def fit_to_template(images, target_hw):
     source, target = tuple(int(v) for v in images.shape[1:3]), tuple(int(v) for v in target_hw)
     if source == target:
         return images
-    if (source, target) not in TEMPLATE_CROPS:
+    box = crop_box(source, target)
+    if box is None:
         known = ", ".join(f"{s[0]}x{s[1]} -> {t[0]}x{t[1]}" for s, t in TEMPLATE_CROPS)
         raise ValueError(
             f"Cannot fit {source[0]}x{source[1]} aligned faces to {target[0]}x{target[1]} without distorting "
@@ -144,5 +169,5 @@ def fit_to_template(images, target_hw):
             f"(`kerasface align --template ...`). Received: images of {source[0]}x{source[1]}, "
             f"target_hw={target}"
         )
-    top, left = TEMPLATE_CROPS[(source, target)]
-    return images[:, top : top + target[0], left : left + target[1]]
+    top, left, height, width = box
+    return images[:, top : top + height, left : left + width]

@@ -2,6 +2,7 @@
 CASIA-WebFace, VGGFace2 and aligned LFW), read with tf.data."""
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -11,14 +12,14 @@ import tensorflow as tf
 from kerasface._checks import check_positive_int
 from kerasface.data.images import (
     IMAGE_EXTENSIONS,
+    EpochOrder,
     FailureLog,
     check_on_error,
-    decode_batches,
-    decode_image,
-    drop_unreadable,
     finish,
+    image_batches,
     image_size_pair,
     name_files,
+    ordered_items,
 )
 
 CHANNELS = (1, 3)
@@ -30,14 +31,32 @@ def check_channels(channels, where):
     return channels
 
 
+def _files_under(folder, root):
+    """Every file below `folder` (recursively), skipping hidden files and
+    folders; `os.scandir` gives the file types without opening the files."""
+    files, pending = [], [folder]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif entry.is_file():
+                    files.append(entry.path)
+    return sorted(files)
+
+
 def _scan_image_folder(root, class_names, where):
     """`(paths, labels, class_names, skipped)`; `skipped` pairs each file
-    left out with the reason. Hidden files and folders (".name") are ignored."""
+    left out with the reason. Hidden files and folders (".name") are ignored.
+    Only the directories are read (no file is opened)."""
     if not root.is_dir():
         raise FileNotFoundError(f"{where}: image folder {root} does not exist or is not a directory.")
-    entries = sorted(entry for entry in root.iterdir() if not entry.name.startswith("."))
+    with os.scandir(root) as scan:
+        entries = sorted((entry for entry in scan if not entry.name.startswith(".")), key=lambda e: e.name)
     folders = [entry.name for entry in entries if entry.is_dir()]
-    skipped = [(str(entry), "not in an identity folder") for entry in entries if entry.is_file()]
+    skipped = [(entry.path, "not in an identity folder") for entry in entries if entry.is_file()]
     if class_names is None:
         class_names = folders
     elif len(set(class_names)) != len(class_names):
@@ -57,17 +76,13 @@ def _scan_image_folder(root, class_names, where):
         )
     paths, labels, empty = [], [], []
     for label, name in enumerate(class_names):
-        files = sorted(
-            file
-            for file in (root / name).rglob("*")
-            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(root).parts)
-        )
-        images = [str(file) for file in files if file.suffix.lower() in IMAGE_EXTENSIONS]
-        skipped += [
-            (str(file), f"{file.suffix or 'no extension'} is not an image format read here")
-            for file in files
-            if file.suffix.lower() not in IMAGE_EXTENSIONS
-        ]
+        files = _files_under(os.path.join(root, name), root)
+        images = [file for file in files if file.lower().endswith(IMAGE_EXTENSIONS)]
+        if len(images) < len(files):
+            for file in files:
+                if not file.lower().endswith(IMAGE_EXTENSIONS):
+                    suffix = os.path.splitext(file)[1]
+                    skipped.append((file, f"{suffix or 'no extension'} is not an image format read here"))
         if not images:
             empty.append(name)
         paths += images
@@ -120,21 +135,19 @@ def list_image_folder(path, class_names=None, where="image_folder"):
     return paths, labels, class_names
 
 
-def readable_image_folder(path, class_names, on_error, where):
-    """`list_image_folder` without the files that fail the up-front check.
+def image_folder_files(path, class_names, on_error, where):
+    """`list_image_folder` for the pipelines: no file is opened up front (a
+    folder of 500,000 images starts in seconds); files that do not decode
+    are named when the pipeline meets them.
 
     Returns:
         `(paths, labels, class_names, skipped)`, `skipped` naming every file
-        left out (not an image of an identity, or unreadable).
+        left out so far (those that are not images of an identity).
     """
     check_on_error(on_error, where)
     paths, labels, class_names, not_images = _scan_image_folder(Path(path), class_names, where)
     _warn_skipped(not_images, where)
-    paths, labels, unreadable = drop_unreadable(paths, labels, on_error, where)
-    if not paths:
-        raise ValueError(f"{where}: none of the {len(unreadable)} image files under {path} can be decoded.")
-    skipped = [name for name, _ in not_images] + unreadable
-    return paths, np.asarray(labels, "int32"), class_names, skipped
+    return paths, np.asarray(labels, "int32"), class_names, [name for name, _ in not_images]
 
 
 def image_folder(
@@ -148,6 +161,8 @@ def image_folder(
     normalize=None,
     on_error="skip",
     class_names=None,
+    resize=False,
+    initial_epoch=0,
 ):
     """A `tf.data.Dataset` of `(images, labels)` batches from identity folders.
 
@@ -155,37 +170,48 @@ def image_folder(
     names (or in `class_names`), so the same folders always get the same
     labels; save the names beside a checkpoint with `save_class_names`.
 
-    Files are checked cheaply before the first epoch (JPEG end marker, PNG
-    chunk CRCs, BMP and WebP lengths; a full decode only of the files that
-    fail this), and left out with one warning naming them and giving their
-    count. A file that passes the check but still does not decode (a
-    damaged JPEG header, a broken TIFF) is named when first met: a Python
-    warning, and its path is appended to `skipped_files`; its batch goes on
-    one image shorter, so it costs only itself. JPEG, PNG, BMP, GIF and WebP
-    are decoded by TensorFlow, TIFF, JPEG 2000 and PNM by OpenCV.
+    Only the directories are listed up front (no file is opened, so a folder
+    of CASIA-WebFace's size starts in seconds). A file that does not decode
+    is named when first met: a Python warning, and its path is appended to
+    `skipped_files`; every other image is delivered, so it costs only itself
+    (the epoch's last batch is one image shorter). JPEG, PNG, BMP, GIF and
+    WebP are decoded by TensorFlow, TIFF, JPEG 2000 and PNM by OpenCV.
+
+    Images are never resized silently: an image whose size is not
+    `image_size` stops the iteration with an error naming the file and both
+    sizes, except faces of a related alignment template, which are cropped
+    with one warning saying so (ArcFace 112x112 faces for a SphereFace
+    112x96 model: columns 8:104, `kerasface.align.templates.crop_box`).
+    Pass `resize=True` to resize every image instead.
 
     Args:
         path: root folder, one sub-folder of images per identity.
-        image_size: `(height, width)` (or an int for square images) that
-            every image is resized to (bilinear).
+        image_size: `(height, width)` (or an int for square images) of the
+            images delivered.
         batch_size: images per batch; the last batch may be smaller.
         channels: 3 (RGB) or 1 (grayscale).
         shuffle: reshuffle the files every epoch.
-        seed: seed of the shuffling and flipping.
+        seed: seed of the shuffling and flipping: epoch `e` uses the seed
+            `(seed, e)`.
         flip: flip each image left-right with probability 1/2.
         normalize: optional callable or Keras layer applied to each float32
             batch of values in [0, 255], e.g.
             `keras.layers.Rescaling(1 / 127.5, offset=-1)`.
-        on_error: `"skip"` (warn and leave out unreadable files) or
-            `"raise"` (a `ValueError` naming the first one; for a file met
-            during an epoch, a `tf.errors.InvalidArgumentError` whose
-            message names it).
+        on_error: `"skip"` (warn and leave out files that do not decode) or
+            `"raise"` (a `tf.errors.InvalidArgumentError` from the iterator,
+            whose message names the file).
         class_names: optional list of folder names that fixes the labels.
+        resize: resize every image to `image_size` (bilinear).
+        initial_epoch: the epoch of the first iteration over the dataset;
+            the `i`-th iteration (a `for` loop, or a repetition of
+            `dataset.repeat()`) is epoch `initial_epoch + i`, so a run
+            resumed at epoch `e` sees the same orders and flips as an
+            uninterrupted one.
 
     Returns:
         The dataset, with attributes `class_names` (label -> folder name),
         `skipped_files` (the files left out, growing as bad files are met)
-        and `num_images` (those kept up front).
+        and `num_images` (the image files listed).
 
     Raises:
         ValueError: for a folder missing from `class_names`, a name of
@@ -203,26 +229,22 @@ def image_folder(
     image_size = image_size_pair(image_size, where)
     batch_size = check_positive_int(batch_size, "batch_size", where)
     channels = check_channels(channels, where)
-    paths, labels, class_names, skipped = readable_image_folder(path, class_names, on_error, where)
-    log = FailureLog(paths.__getitem__, where, on_error, skipped)
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels, np.arange(len(paths))))
-    if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    dataset = decode_batches(dataset.batch(batch_size), file_loader(image_size, channels), (*image_size, channels))
-    dataset = finish(log.checked(dataset), flip=flip, seed=seed, normalize=normalize)
+    paths, labels, class_names, skipped = image_folder_files(path, class_names, on_error, where)
+    order = EpochOrder(len(paths), shuffle, seed, initial_epoch, where)
+    log = FailureLog(paths.__getitem__, where, on_error, skipped, image_size)
+    path_table, label_table = tf.constant(paths), tf.constant(labels)
+
+    def files(epoch, positions, indices):
+        epochs = tf.fill(tf.shape(indices), epoch)
+        return tf.gather(path_table, indices), tf.gather(label_table, indices), indices, positions, epochs
+
+    chunks = ordered_items(order, batch_size).map(files)
+    batches = image_batches(chunks, order, log, batch_size, image_size, resize, read=tf.io.read_file)
+    dataset = finish(batches, channels=channels, flip=flip, normalize=normalize)
     dataset.class_names = class_names
     dataset.skipped_files = skipped
     dataset.num_images = len(paths)
     return dataset
-
-
-def file_loader(image_size, channels):
-    """path -> float32 image, as the folder pipelines decode it."""
-
-    def load(file):
-        return decode_image(tf.io.read_file(file), image_size, channels)
-
-    return load
 
 
 def save_class_names(class_names, path):

@@ -29,7 +29,15 @@ import numpy as np
 import tensorflow as tf
 
 from kerasface._checks import check_positive_int
-from kerasface.data.images import FailureLog, decode_batches, decode_image, decode_with_opencv, finish, image_size_pair
+from kerasface.data.images import (
+    EpochOrder,
+    FailureLog,
+    decode_with_opencv,
+    finish,
+    image_batches,
+    image_size_pair,
+    ordered_items,
+)
 
 RECORDIO_MAGIC = 0xCED7230A
 PART_HEADER = struct.Struct("<II")
@@ -267,26 +275,41 @@ def recordio_dataset(
     seed=None,
     flip=True,
     normalize=None,
+    resize=False,
+    initial_epoch=0,
 ):
     """A `tf.data.Dataset` of `(images, labels)` batches from a RecordIO file.
 
-    Records are read in Python (in a seeded random order per epoch when
-    `shuffle`) and decoded and resized in parallel by tf.data; images are
-    float32 RGB in [0, 255] before `normalize`, labels int32. No record is
-    dropped: a truncated file, an empty index or an inconsistent header
-    raises a `ValueError` here; a record found corrupt or undecodable
-    during an epoch stops the iteration with a `tf.errors.InvalidArgumentError`
-    whose message names the record (key and byte offset) and the file.
+    The record keys are shuffled (not the images), records are read by
+    offset in batches, and decoded one by one in tf.data's parallel map;
+    flipping and `normalize` act on whole batches. Images are float32 RGB in
+    [0, 255] before `normalize`, labels int32.
+
+    No record is dropped: a truncated file, an empty index or an
+    inconsistent insightface header raises a `ValueError` here; a record
+    found corrupt, mislabelled or undecodable during an epoch stops the
+    iteration with a `tf.errors.InvalidArgumentError` whose message names
+    the record (key and byte offset) and the file.
+
+    Images are never resized silently: an image of another size than
+    `image_size` stops the iteration naming it and both sizes, except faces
+    of a related alignment template, which are cropped with one warning
+    (insightface's 112x112 ArcFace faces for a 112x96 SphereFace model:
+    columns 8:104, see `kerasface.align.templates.crop_box`).
 
     Args:
         rec_path: insightface's `train.rec`.
         idx_path: its `train.idx`; defaults to `rec_path` with suffix `.idx`.
-        image_size: `(height, width)` to resize to.
+        image_size: `(height, width)` of the images delivered.
         batch_size: images per batch.
         shuffle: visit the records in a new random order every epoch.
-        seed: seed of the order and the flips.
+        seed: seed of the order and the flips (epoch `e` uses `(seed, e)`).
         flip: flip each image left-right with probability 1/2.
         normalize: optional callable applied to each float32 batch.
+        resize: resize every image to `image_size` (bilinear) instead.
+        initial_epoch: the epoch of the first iteration over the dataset
+            (the `i`-th iteration is epoch `initial_epoch + i`), so that a
+            resumed run sees the orders and flips of an uninterrupted one.
 
     Returns:
         The dataset, with attributes `num_classes` (from insightface's
@@ -296,21 +319,35 @@ def recordio_dataset(
     image_size = image_size_pair(image_size, where)
     batch_size = check_positive_int(batch_size, "batch_size", where)
     reader = RecordIOReader(rec_path, idx_path)
-    rng = np.random.default_rng(seed)
+    keys = np.asarray(reader.image_keys, np.int64)
+    order = EpochOrder(len(keys), shuffle, seed, initial_epoch, where)
+    log = FailureLog(reader.describe, where, on_error="raise", image_size=image_size)
 
-    def records():
-        keys = rng.permutation(reader.image_keys) if shuffle else reader.image_keys
-        for key in keys:
-            payload, label = reader.encoded(int(key))
-            yield payload, label, key
+    def read(indices):
+        """Payloads and labels of the records `keys[indices]`; a
+        record that cannot be used gets an empty payload (it then fails to
+        decode) and its message is kept for `log.report`."""
+        payloads, labels = [], []
+        for key in keys[indices].tolist():
+            try:
+                payload, label = reader.encoded(key)
+            except ValueError as error:
+                log.errors[key] = str(error)
+                payload, label = b"", 0
+            payloads.append(payload)
+            labels.append(label)
+        return np.array(payloads, dtype=object), np.array(labels, np.int32)
 
-    signature = (tf.TensorSpec((), tf.string), tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int64))
-    dataset = tf.data.Dataset.from_generator(records, output_signature=signature).batch(batch_size)
-    dataset = decode_batches(
-        dataset, lambda contents: decode_image(contents, image_size, 3), (*image_size, 3)
-    )
-    log = FailureLog(reader.describe, where, on_error="raise")
-    dataset = finish(log.checked(dataset), flip=flip, seed=seed, normalize=normalize)
+    def records(epoch, positions, indices):
+        payloads, labels = tf.numpy_function(read, [indices], (tf.string, tf.int32), stateful=False)
+        payloads.set_shape(indices.shape)
+        labels.set_shape(indices.shape)
+        epochs = tf.fill(tf.shape(indices), epoch)
+        return payloads, labels, tf.gather(keys, indices), positions, epochs
+
+    chunks = ordered_items(order, batch_size).map(records, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = image_batches(chunks, order, log, batch_size, image_size, resize, keys.__getitem__)
+    dataset = finish(batches, flip=flip, normalize=normalize)
     dataset.num_classes = reader.num_classes
     dataset.num_images = len(reader)
     return dataset

@@ -62,3 +62,15 @@ def test_same_size_passes_through_and_uint8_is_kept():
 def test_other_sizes_are_refused_not_resized(shape, target, message):
     with pytest.raises(ValueError, match=message):
         fit_to_template(np.zeros(shape, np.uint8), target)
+
+
+def test_crop_box_is_the_one_geometry_of_the_related_templates():
+    from kerasface.align.templates import crop_box
+
+    assert crop_box((112, 112), (112, 96)) == (0, 8, 112, 96)
+    assert crop_box([112, 96], [112, 96]) == (0, 0, 112, 96)
+    assert crop_box((112, 96), (112, 112)) is None  # a crop cannot grow
+    assert crop_box((250, 250), (112, 96)) is None
+    images = np.arange(112 * 112).reshape(1, 112, 112, 1)
+    top, left, height, width = crop_box((112, 112), (112, 96))
+    np.testing.assert_array_equal(fit_to_template(images, (112, 96)), images[:, top : top + height, left : left + width])

@@ -52,8 +52,10 @@ def test_same_seed_same_batches():
     assert labels(7) != labels(8)
 
 
-def test_folder_source_resizes_and_keeps_structure(identity_folder):
-    dataset = identity_balanced(identity_folder, 2, 2, image_size=(4, 3), seed=1, steps_per_epoch=5)
+def test_folder_source_resizes_when_asked_and_keeps_structure(identity_folder):
+    with pytest.raises(Exception, match=r"alice/\d\.png is 8x6 \(height x width\), but the pipeline delivers 4x3"):
+        list(identity_balanced(identity_folder, 2, 2, image_size=(4, 3), seed=1, steps_per_epoch=5))
+    dataset = identity_balanced(identity_folder, 2, 2, image_size=(4, 3), seed=1, steps_per_epoch=5, resize=True)
     assert dataset.class_names == ["alice", "bob", "carol"]
     for images, labels in dataset:
         assert images.shape == (4, 4, 3, 3)
@@ -95,7 +97,7 @@ def check_pk_batch(images, labels, class_names, p, k):
 def test_a_file_that_does_not_decode_is_replaced_not_its_batch(identity_folder):
     bad = damaged_jpeg(identity_folder / "carol" / "bad.jpg")
     dataset = identity_balanced(identity_folder, 2, 2, image_size=(8, 6), seed=0, steps_per_epoch=20)
-    assert dataset.skipped_files == []  # it passes the cheap up-front check
+    assert dataset.skipped_files == []  # no file is opened up front
     with pytest.warns(UserWarning, match=r"skipped images that do not decode: .*carol/bad\.jpg \(1 file\)"):
         batches = [(x.numpy(), y.numpy()) for x, y in dataset]
     assert len(batches) == 20 and dataset.skipped_files == [str(bad)]
@@ -114,3 +116,40 @@ def test_an_identity_left_without_k_good_images_is_replaced(identity_folder):
     for images, labels in batches:
         check_pk_batch(images, labels, dataset.class_names, 2, 3)
     assert {tuple(sorted(set(labels))) for _, labels in batches} == {(1, 2)}  # bob and carol only
+
+
+def epochs_of(dataset, count):
+    """`count` iterations over `dataset`: (images of each, labels of each)."""
+    epochs = [[(x.numpy(), y.numpy()) for x, y in dataset] for _ in range(count)]
+    return [np.concatenate([x for x, _ in e]) for e in epochs], [np.concatenate([y for _, y in e]) for e in epochs]
+
+
+@pytest.mark.parametrize("source", ["arrays", "folder"])
+def test_a_dataset_started_at_epoch_2_repeats_epochs_2_and_3(identity_folder, source):
+    data = (IMAGES, LABELS) if source == "arrays" else identity_folder
+    size = None if source == "arrays" else (8, 6)
+
+    def dataset(initial_epoch):
+        return identity_balanced(data, 2, 2, size, seed=5, flip=True, steps_per_epoch=3, initial_epoch=initial_epoch)
+
+    images, labels = epochs_of(dataset(0), 4)
+    resumed_images, resumed_labels = epochs_of(dataset(2), 2)
+    np.testing.assert_array_equal(np.concatenate(resumed_images), np.concatenate(images[2:]))
+    np.testing.assert_array_equal(np.concatenate(resumed_labels), np.concatenate(labels[2:]))
+    assert not np.array_equal(labels[2], labels[3]) or not np.array_equal(images[2], images[3])  # epochs differ
+    with pytest.raises(ValueError, match="initial_epoch must be a non-negative int"):
+        dataset(-1)
+
+
+def test_arrays_of_another_size_are_refused_or_cropped_from_arcface_to_sphereface():
+    images = np.arange(2 * 112 * 112 * 3).reshape(2, 112, 112, 3).astype("uint8")
+    labels = np.array([0, 0])
+    with pytest.raises(ValueError, match=r"the images are 112x112 .* image_size is 100x100.*resize=True"):
+        identity_balanced((images, labels), 1, 2, image_size=(100, 100))
+    with pytest.warns(UserWarning, match=r"112x112 faces are cropped to rows 0:112, columns 8:104"):
+        dataset = identity_balanced((images, labels), 1, 2, image_size=(112, 96), seed=0, steps_per_epoch=1)
+    (batch, _), = list(dataset)
+    order = np.argsort(batch[:, 0, 0, 0])
+    np.testing.assert_array_equal(batch.numpy()[order], images[:, :, 8:104].astype("float32"))
+    resized = identity_balanced((images, labels), 1, 2, image_size=(100, 100), resize=True, steps_per_epoch=1)
+    assert next(iter(resized))[0].shape == (2, 100, 100, 3)

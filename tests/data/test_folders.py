@@ -28,17 +28,26 @@ def test_labels_follow_sorted_folder_names(identity_folder):
         np.testing.assert_array_equal(image, coloured(COLOURS[dataset.class_names[label]]))
 
 
-def test_resizes_to_image_size_and_batches(identity_folder):
+def test_resizes_only_when_asked_and_batches(identity_folder):
     dataset = image_folder(identity_folder, (4, 3), batch_size=4, seed=0)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"image_folder: .*/faces/\w+/\d\.\w+ is 8x6 \(height x width\), but the pipeline delivers 4x3 images"
+        r".*never resized silently.*resize=True",
+    ):
+        list(dataset)
+    dataset = image_folder(identity_folder, (4, 3), batch_size=4, seed=0, resize=True)
     shapes = [tuple(x.shape) for x, _ in dataset]
     assert shapes == [(4, 4, 3, 3), (4, 4, 3, 3), (1, 4, 3, 3)]
 
 
 def test_grayscale_and_normalize(identity_folder):
     rescale = keras.layers.Rescaling(1 / 127.5, offset=-1)
-    dataset = image_folder(identity_folder, 8, batch_size=9, channels=1, shuffle=False, flip=False, normalize=rescale)
+    dataset = image_folder(
+        identity_folder, (8, 6), batch_size=9, channels=1, shuffle=False, flip=False, normalize=rescale
+    )
     images, _ = everything(dataset)
-    assert images.shape == (9, 8, 8, 1)
+    assert images.shape == (9, 8, 6, 1)
     assert images.min() == -1.0  # the black column
     # alice is RGB (200, 30, 30); luma with ITU-R BT.601 weights, unrounded.
     luma = 0.2989 * 200 + 0.5870 * 30 + 0.1140 * 30
@@ -64,8 +73,8 @@ def test_shuffle_changes_order_each_epoch_with_a_seed(identity_folder):
     assert all(sorted(order) == [0, 0, 1, 1, 1, 2, 2, 2, 2] for order in orders)
 
 
-def test_corrupt_files_are_skipped_with_one_warning(identity_folder):
-    good_jpeg = write_image(identity_folder / "alice" / "good.jpg", coloured(COLOURS["alice"], (64, 64)))
+def test_corrupt_files_are_named_when_met_and_cost_only_themselves(identity_folder):
+    good_jpeg = write_image(identity_folder / "alice" / "good.jpg", coloured(COLOURS["alice"]))
     data = good_jpeg.read_bytes()
     (identity_folder / "alice" / "truncated.jpg").write_bytes(data[: len(data) // 2])
     (identity_folder / "bob" / "empty.png").write_bytes(b"")
@@ -73,32 +82,35 @@ def test_corrupt_files_are_skipped_with_one_warning(identity_folder):
     png = bytearray((identity_folder / "bob" / "0.png").read_bytes())
     png[40] ^= 0xFF  # flips a byte inside the IDAT data: the chunk CRC fails
     (identity_folder / "carol" / "bad-crc.png").write_bytes(bytes(png))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no file is opened up front
+        dataset = image_folder(identity_folder, (8, 6), batch_size=4, flip=False, seed=0)
+    assert dataset.num_images == 14 and dataset.skipped_files == []
     with pytest.warns(UserWarning) as record:
-        dataset = image_folder(identity_folder, (8, 6), batch_size=4, flip=False)
-    assert len(record) == 1
-    message = str(record[0].message)
-    assert "(4 files)" in message
-    for name in ("truncated.jpg", "empty.png", "text.bmp", "bad-crc.png"):
-        assert name in message
-    assert sorted(p.rsplit("/", 1)[1] for p in dataset.skipped_files) == sorted(
-        ["truncated.jpg", "empty.png", "text.bmp", "bad-crc.png"]
-    )
-    images, labels = everything(dataset)
+        images, labels = everything(dataset)
+    bad = ["truncated.jpg", "empty.png", "text.bmp", "bad-crc.png"]
+    message = " ".join(str(warning.message) for warning in record)
+    assert all(name in message for name in bad), message
+    assert sorted(p.rsplit("/", 1)[1] for p in dataset.skipped_files) == sorted(bad)
     assert len(labels) == 10  # the 9 images and good.jpg, no zero images
     assert np.all(images.max(axis=(1, 2, 3)) > 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named once, not every epoch
+        assert len(everything(dataset)[1]) == 10
 
 
 def test_on_error_raise_names_the_file(identity_folder):
     (identity_folder / "bob" / "empty.png").write_bytes(b"")
-    with pytest.raises(ValueError, match="empty.png"):
-        image_folder(identity_folder, 8, batch_size=2, on_error="raise")
+    dataset = image_folder(identity_folder, (8, 6), batch_size=2, on_error="raise")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_folder: .*empty\.png"):
+        everything(dataset)
 
 
 def test_intact_files_raise_no_warning(identity_folder):
-    write_image(identity_folder / "alice" / "photo.jpg", coloured(COLOURS["alice"], (32, 32)))
+    write_image(identity_folder / "alice" / "photo.jpg", coloured(COLOURS["alice"]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        image_folder(identity_folder, 8, batch_size=2)
+        assert len(everything(image_folder(identity_folder, (8, 6), batch_size=2))[1]) == 10
 
 
 def test_class_names_round_trip_and_fix_labels(identity_folder, tmp_path):
@@ -126,12 +138,12 @@ def test_folder_errors(identity_folder, tmp_path):
 def test_damaged_jpeg_met_during_the_epoch_is_named_once_and_costs_only_itself(identity_folder):
     bad = damaged_jpeg(identity_folder / "bob" / "bad.jpg")
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # it passes the cheap up-front check
+        warnings.simplefilter("error")  # no file is opened up front
         dataset = image_folder(identity_folder, (8, 6), batch_size=4, seed=0, flip=False)
     assert dataset.num_images == 10 and dataset.skipped_files == []
     with pytest.warns(UserWarning, match=r"skipped images that do not decode: .*bad\.jpg \(1 file\)"):
         sizes = [len(y) for _, y in dataset]
-    assert len(sizes) == 3 and sum(sizes) == 9  # one batch is one image short, no batch is lost
+    assert sizes == [4, 4, 1]  # every other image delivered: the last batch is one image short
     assert dataset.skipped_files == [str(bad)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # named once, not every epoch
@@ -143,7 +155,7 @@ def test_damaged_jpeg_met_during_the_epoch_is_named_once_and_costs_only_itself(i
 
 def test_damaged_jpeg_with_on_error_raise_names_the_file(identity_folder):
     damaged_jpeg(identity_folder / "bob" / "bad.jpg")
-    dataset = image_folder(identity_folder, 8, batch_size=4, on_error="raise")
+    dataset = image_folder(identity_folder, (8, 6), batch_size=4, on_error="raise")
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_folder: cannot decode .*bob/bad\.jpg"):
         everything(dataset)
 
@@ -194,3 +206,45 @@ def test_empty_identity_and_class_name_without_folder_are_errors(identity_folder
     (identity_folder / "dave" / "readme.txt").write_text("no photos yet")
     with pytest.raises(ValueError, match=r"1 identity folders .* hold no images .*\['dave'\]"):
         image_folder(identity_folder, 8, batch_size=2)
+
+
+def test_a_dataset_started_at_epoch_2_repeats_epochs_2_and_3(identity_folder):
+    def dataset(initial_epoch):
+        return image_folder(identity_folder, (8, 6), batch_size=4, seed=11, initial_epoch=initial_epoch)
+
+    def epochs(data, count):
+        return [[(x.numpy(), y.numpy()) for x, y in data] for _ in range(count)]
+
+    run, resumed = epochs(dataset(0), 4), epochs(dataset(2), 2)
+    for (x, y), (x_resumed, y_resumed) in zip(sum(run[2:], []), sum(resumed, [])):
+        np.testing.assert_array_equal(x_resumed, x)
+        np.testing.assert_array_equal(y_resumed, y)
+    assert len(sum(resumed, [])) == 6
+    orders = {tuple(np.concatenate([y for _, y in epoch])) for epoch in run}
+    assert len(orders) > 1  # the epochs are shuffled differently
+    repeated = dataset(2).repeat(2)  # each repetition is the next epoch, as in train()'s dataset.repeat()
+    labels = np.concatenate([y.numpy() for _, y in repeated])
+    np.testing.assert_array_equal(labels, np.concatenate([y for _, y in sum(run[2:], [])]))
+
+
+def test_arcface_faces_are_cropped_for_sphereface_with_one_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)
+    for n, face in enumerate(faces):
+        write_image(tmp_path / "faces" / f"id{n % 2}" / f"{n}.png", face)
+    dataset = image_folder(tmp_path / "faces", (112, 96), batch_size=3, shuffle=False, flip=False)
+    with pytest.warns(UserWarning) as record:
+        images, _ = everything(dataset)
+    messages = [str(warning.message) for warning in record]
+    assert len(messages) == 1 and "112x112 faces" in messages[0] and "columns 8:104" in messages[0], messages
+    np.testing.assert_array_equal(images, faces[[0, 2, 1]][:, :, 8:104].astype("float32"))  # id0: 0, 2; id1: 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per dataset
+        everything(dataset)
+    write_image(tmp_path / "faces" / "id1" / "wrong.png", faces[0][:100, :90])
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"image_folder: .*id1/wrong\.png is 100x90 \(height x width\), but the pipeline delivers 112x96 "
+        r"images.*112x112 faces are cropped to rows 0:112, columns 8:104",
+    ):
+        everything(image_folder(tmp_path / "faces", (112, 96), batch_size=4, flip=False))
