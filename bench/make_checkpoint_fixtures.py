@@ -3,7 +3,7 @@
 Run with PyTorch in a separate environment (never kerasface's):
 
     python3 -m venv /work/torchenv && /work/torchenv/bin/pip install torch numpy onnx
-    /work/torchenv/bin/python bench/make_checkpoint_fixtures.py [OUT_DIR]
+    /work/torchenv/bin/python bench/make_checkpoint_fixtures.py [OUT_DIR [NAME ...]]
 
 The networks are written here in PyTorch from the reference code's
 architecture (cited per class), with random weights and random batch-norm
@@ -18,8 +18,13 @@ normalisation. Files:
   convolutions folded, initializers named by number);
 - mobilefacenet.pth / .onnx: arcface_torch MobileFaceNet(scale=1,
   blocks=(1, 4, 6, 2)), full size, 112x112, 128-d;
+- mobilefacenet_x2.pth: arcface_torch's published "mbf" layout,
+  MobileFaceNet(scale=2, blocks=(1, 4, 6, 2)), 512-d, its tensors in half
+  precision, at 64x64 (a 4x4 GDC kernel instead of 7x7);
 - sphere_small_legacy.pth / sphere_small.pth: sphere20a's layout (1, 2, 4, 1)
-  at widths (8, 8, 16, 16), 112x96, 16-d, 10 classes in fc6, fed BGR;
+  at widths (8, 8, 16, 16), 112x96, 16-d, 10 classes in fc6, fed BGR; every
+  convolution has a non-zero bias, the residual ones included, as in the
+  port;
 - facenet_reference.npz: facenet-pytorch InceptionResnetV1, full size, at
   80x80: its keys and shapes and its embeddings; the tests draw the same
   weights from the seed (the .pth would be 92 MB).
@@ -130,10 +135,10 @@ class Residual(nn.Module):
 
 
 class GDC(nn.Module):
-    def __init__(self, num_features):
+    def __init__(self, num_features, kernel=7):
         super().__init__()
         self.layers = nn.Sequential(
-            ConvBlock(512, 512, 7, 1, 0, groups=512, prelu=False),
+            ConvBlock(512, 512, kernel, 1, 0, groups=512, prelu=False),
             nn.Flatten(),
             nn.Linear(512, num_features, bias=False),
             nn.BatchNorm1d(num_features),
@@ -144,22 +149,26 @@ class GDC(nn.Module):
 
 
 class MobileFaceNet(nn.Module):
-    def __init__(self, num_features=128, blocks=(1, 4, 6, 2)):
+    # `scale` multiplies the stem's and the blocks' outputs only; the hidden
+    # widths (`groups`), the 64 groups of the second conv and conv_sep's 512
+    # are fixed, as in arcface_torch (whose `get_mbf` uses scale=2).
+    def __init__(self, num_features=128, blocks=(1, 4, 6, 2), scale=1, gdc_kernel=7):
         super().__init__()
+        s = scale
         self.layers = nn.ModuleList(
             [
-                ConvBlock(3, 64, 3, 2, 1),
-                ConvBlock(64, 64, 3, 1, 1, groups=64),
-                DepthWise(64, 64, False, 2, 128),
-                Residual(64, blocks[1], 128),
-                DepthWise(64, 128, False, 2, 256),
-                Residual(128, blocks[2], 256),
-                DepthWise(128, 128, False, 2, 512),
-                Residual(128, blocks[3], 256),
+                ConvBlock(3, 64 * s, 3, 2, 1),
+                ConvBlock(64 * s, 64 * s, 3, 1, 1, groups=64),
+                DepthWise(64 * s, 64 * s, False, 2, 128),
+                Residual(64 * s, blocks[1], 128),
+                DepthWise(64 * s, 128 * s, False, 2, 256),
+                Residual(128 * s, blocks[2], 256),
+                DepthWise(128 * s, 128 * s, False, 2, 512),
+                Residual(128 * s, blocks[3], 256),
             ]
         )
-        self.conv_sep = ConvBlock(128, 512)
-        self.features = GDC(num_features)
+        self.conv_sep = ConvBlock(128 * s, 512)
+        self.features = GDC(num_features, gdc_kernel)
 
     def forward(self, x):
         for module in self.layers:
@@ -344,43 +353,82 @@ def save_all(module, out, name, pixels, embeddings, legacy=True, zip_=True, onnx
     np.savez(out / f"{name}_reference.npz", images=pixels, embeddings=embeddings, **(extra or {}))
 
 
-def main(out):
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    insightface = (1 / 127.5, -1.0)
-    fixed = (1 / 128, -127.5 / 128)
+INSIGHTFACE = (1 / 127.5, -1.0)
+FIXED = (1 / 128, -127.5 / 128)
 
+
+def write_iresnet_small(out):
     net = IResNet((2, 2, 2, 2), (8, 16, 16, 32), num_features=16, input_size=32)
     randomise(net, 1, fix=lambda s: s["features.weight"].fill(1.0))  # frozen at 1 in arcface_torch
     pixels = images(4, 32, 32, 11)
-    save_all(net, out, "iresnet_small", pixels, run(net, pixels, *insightface))
+    save_all(net, out, "iresnet_small", pixels, run(net, pixels, *INSIGHTFACE))
 
+
+def write_mobilefacenet(out):
     net = MobileFaceNet(128)
     randomise(net, 2)
     pixels = images(2, 112, 112, 12)
-    save_all(net, out, "mobilefacenet", pixels, run(net, pixels, *insightface), legacy=False)
+    save_all(net, out, "mobilefacenet", pixels, run(net, pixels, *INSIGHTFACE), legacy=False)
 
-    net = Sphere((8, 8, 16, 16), (1, 2, 4, 1), feature=16, classnum=10)
 
-    def zero_residual_biases(state):
-        # The Caffe original freezes these at 0; kerasface's backbone has none there.
+def write_mobilefacenet_x2(out):
+    # get_mbf(scale=2) with its 512-d embedding, at 64x64 (a 4x4 GDC kernel: small images); saved in
+    # half precision (a model shared after `.half()`), which halves the file; the reference embeddings
+    # are the float32 network holding those rounded weights.
+    net = MobileFaceNet(512, scale=2, gdc_kernel=4)
+
+    def tame(state):
+        # He-scaled weights and PReLU slopes near 1 grow the activations by ~sqrt(2) a layer (1e8 at
+        # the end); batch-norm scales around 0.6 keep the embedding near 1, so that errors show.
         for key in state:
-            if key.startswith("conv") and key.endswith(".bias") and not key.split(".")[0].endswith("_1"):
-                state[key][...] = 0.0
+            if key.endswith(".weight") and key.replace(".weight", ".running_mean") in state:
+                state[key] *= 0.6
 
-    randomise(net, 3, fix=zero_residual_biases)
+    randomise(net, 5, fix=tame)
+    net = net.half().float()
+    pixels = images(2, 64, 64, 15)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    save_all(net, out, "mobilefacenet_x2", pixels, run(net, pixels, *INSIGHTFACE), legacy=False, onnx=False,
+             state=state)
+
+
+def write_sphere_small(out):
+    # Every convolution of the port has a trained bias, the residual ones included.
+    net = Sphere((8, 8, 16, 16), (1, 2, 4, 1), feature=16, classnum=10)
+    randomise(net, 3)
     pixels = images(3, 112, 96, 13)
-    save_all(net, out, "sphere_small", pixels, run(net, pixels, *fixed, bgr=True), onnx=False,
+    save_all(net, out, "sphere_small", pixels, run(net, pixels, *FIXED, bgr=True), onnx=False,
              state=net.state_dict_like_port())
 
+
+def write_facenet(out):
     net = InceptionResnetV1()
     spec = randomise(net, 4)
     pixels = images(2, 80, 80, 14)
-    np.savez(out / "facenet_reference.npz", images=pixels, embeddings=run(net, pixels, *fixed), seed=np.array(4),
+    np.savez(out / "facenet_reference.npz", images=pixels, embeddings=run(net, pixels, *FIXED), seed=np.array(4),
              spec=np.array(json.dumps(spec)))
+
+
+WRITERS = {
+    "iresnet_small": write_iresnet_small,
+    "mobilefacenet": write_mobilefacenet,
+    "mobilefacenet_x2": write_mobilefacenet_x2,
+    "sphere_small": write_sphere_small,
+    "facenet": write_facenet,
+}
+
+
+def main(out, only=()):
+    """Writes every fixture, or only the groups named in `only` (keys of `WRITERS`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    for name, write in WRITERS.items():
+        if not only or name in only:
+            write(out)
     total = sum(p.stat().st_size for p in out.iterdir())
-    print(f"wrote {len(list(out.iterdir()))} files, {total / 1e6:.2f} MB, to {out}")
+    print(f"{len(list(out.iterdir()))} files, {total / 1e6:.2f} MB, in {out}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "fixtures" / "checkpoints")
+    # python bench/make_checkpoint_fixtures.py [OUT_DIR [NAME ...]]
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "tests" / "fixtures" / "checkpoints", sys.argv[2:])

@@ -24,6 +24,7 @@ from kerasface.convert.loader import (
     load_weights,
     read_checkpoint,
 )
+from kerasface.convert.recipes import checkpoint_overrides, describe_overrides, fit_recipe
 from kerasface.convert.torch_pickle import read_state_dict
 
 __all__ = [
@@ -31,8 +32,11 @@ __all__ = [
     "Checkpoint",
     "ConversionReport",
     "detect_family",
+    "checkpoint_overrides",
+    "describe_overrides",
     "detect_format",
     "load_state",
+    "fit_recipe",
     "load_weights",
     "read_checkpoint",
     "read_state_dict",

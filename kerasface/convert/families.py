@@ -13,10 +13,10 @@ Sources, by family:
   iresnet.py` (`IResNet`, every depth: the blocks per stage are counted on
   the Keras model);
 - `arcface_mobilefacenet`: the same repository's `backbones/mobilefacenet.py`
-  at `scale=1, blocks=(1, 4, 6, 2)`, the layout of kerasface's
-  `mobilefacenet` (the default `get_mbf(scale=2)` doubles the widths and
-  has a grouped, not depthwise, second convolution, which the Keras
-  backbone does not express: such checkpoints are refused by shape);
+  with `blocks=(1, 4, 6, 2)` at any `scale`: kerasface's `mobilefacenet`
+  (`scale=1`, the paper's) or `mobilefacenet(scale=2)`, the published
+  "mbf" models of `get_mbf` (doubled widths, a grouped second
+  convolution); the scale is read off the stem's filters;
 - `facenet_pytorch`: timesler/facenet-pytorch `models/inception_resnet_v1.py`
   (`InceptionResnetV1`, affine batch norms: build with
   `batch_norm_scale=True`);
@@ -30,6 +30,7 @@ Sources, by family:
 import dataclasses
 
 import keras
+import numpy as np
 
 
 @dataclasses.dataclass
@@ -103,19 +104,82 @@ def detect_family(keys):
     return None
 
 
-def describe_architecture(family, keys):
-    """A short description of the network a checkpoint holds (blocks per stage and the like)."""
+# arcface_torch `iresnet18` ... `iresnet200`: IBasicBlocks per stage -> depth.
+IRESNET_DEPTHS = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34, (3, 4, 14, 3): 50, (3, 13, 30, 3): 100, (6, 26, 60, 6): 200}
+
+
+def iresnet_blocks(keys):
+    """IBasicBlocks per stage of an arcface_torch IResNet state dict (`layer{S}.{I}.` prefixes)."""
     keys = list(keys)
+    return tuple(
+        len({k.split(".")[1] for k in keys if k.startswith(f"layer{s}.") and k.split(".")[1].isdigit()})
+        for s in range(1, 5)
+    )
+
+
+def iresnet_depth(keys):
+    """The depth (18, 34, 50, 100 or 200) of an arcface_torch IResNet state dict, or `None`."""
+    return IRESNET_DEPTHS.get(iresnet_blocks(keys))
+
+
+def sphere_convolutions(keys):
+    """The `convS_I` module names of a sphere20a-style state dict."""
+    return sorted({k.split(".")[0] for k in keys if k.startswith("conv") and k.endswith(".weight")})
+
+
+def is_sphere_residual(module):
+    """`conv2_3` is a residual convolution; `conv2_1` (stride 2, the stage's first) is not."""
+    return module.startswith("conv") and not module.endswith("_1")
+
+
+def mobilefacenet_scale(stem_filters):
+    """arcface_torch MobileFaceNet's `scale` from its first convolution's filters (`64 * scale`), or `None`."""
+    stem_filters = int(stem_filters)
+    return stem_filters // 64 if stem_filters % 64 == 0 and stem_filters >= 64 else None
+
+
+def backbone_args_of(family, state):
+    """The backbone arguments a state dict dictates: depth, residual biases, width.
+
+    `arcface_iresnet`: `depth` from the blocks per stage; `sphere20a`:
+    `depth` (its convolutions) and `residual_bias=True` when a residual
+    convolution has a non-zero bias (the PyTorch port trains them; Caffe
+    froze them at 0); `arcface_mobilefacenet`: `scale` from the stem's
+    filters (arcface_torch's `get_mbf` uses `scale=2`). Empty when nothing
+    can be read off (the loader then reports what does not fit).
+    """
+    args = {}
     if family == "arcface_iresnet":
-        blocks = tuple(
-            len({k.split(".")[1] for k in keys if k.startswith(f"layer{s}.") and k.split(".")[1].isdigit()})
-            for s in range(1, 5)
+        depth = iresnet_depth(state)
+        if depth is not None:
+            args["depth"] = depth
+    elif family == "sphere20a":
+        convs = sphere_convolutions(state)
+        if convs:
+            args["depth"] = len(convs)
+        args["residual_bias"] = any(
+            is_sphere_residual(conv) and f"{conv}.bias" in state and np.any(np.asarray(state[f"{conv}.bias"]) != 0)
+            for conv in convs
         )
-        depth = {(2, 2, 2, 2): 18, (3, 4, 6, 3): 34, (3, 4, 14, 3): 50, (3, 13, 30, 3): 100, (6, 26, 60, 6): 200}
-        return f"IResNet with blocks per stage {blocks}" + (f" (iresnet{depth[blocks]})" if blocks in depth else "")
+    elif family == "arcface_mobilefacenet" and "layers.0.layers.0.weight" in state:
+        scale = mobilefacenet_scale(np.shape(state["layers.0.layers.0.weight"])[0])
+        if scale is not None:
+            args["scale"] = scale
+    return args
+
+
+def describe_architecture(family, keys_or_state):
+    """A short description of the network a checkpoint holds (blocks per stage and the like)."""
+    keys = list(keys_or_state)
+    if family == "arcface_iresnet":
+        blocks = iresnet_blocks(keys)
+        depth = IRESNET_DEPTHS.get(blocks)
+        return f"IResNet with blocks per stage {blocks}" + (f" (iresnet{depth})" if depth else "")
     if family == "sphere20a":
-        convs = sorted({k.split(".")[0] for k in keys if k.startswith("conv")})
-        return f"SphereFace network with {len(convs)} convolutions"
+        return f"SphereFace network with {len(sphere_convolutions(keys))} convolutions"
+    if family == "arcface_mobilefacenet" and isinstance(keys_or_state, dict) and "layers.0.layers.0.weight" in keys_or_state:
+        filters = int(np.shape(keys_or_state["layers.0.layers.0.weight"])[0])
+        return f"MobileFaceNet with {filters} stem filters (scale {filters / 64:g})"
     return FAMILIES[family].description
 
 

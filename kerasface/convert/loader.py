@@ -227,7 +227,7 @@ def plan_state(backbone, state, family, where, bgr=False):
             elif weight is not None:
                 plan.bad_shapes.append(f"{unit.key}.weight: {weight.shape} is not a 2-D convolution kernel")
             first_conv = False
-            _plan_bias(plan, layer, f"{unit.key}.bias")
+            _plan_bias(plan, layer, f"{unit.key}.bias", _bias_hint(family, unit))
         elif unit.kind == "dense":
             weight = plan.take(f"{unit.key}.weight")
             if weight is not None:
@@ -245,17 +245,23 @@ def plan_state(backbone, state, family, where, bgr=False):
     return plan
 
 
-def _plan_bias(plan, layer, key):
+def _bias_hint(family, unit):
+    if family == "sphere20a" and families.is_sphere_residual(unit.key):
+        return (
+            "; the PyTorch port trains the residual convolutions' biases: build the backbone with "
+            'residual_bias=True (backbone_args={"depth": 20, "residual_bias": True})'
+        )
+    return " (the reference it follows has none there)"
+
+
+def _plan_bias(plan, layer, key, hint=" (the reference it follows has none there)"):
     has_bias = getattr(layer, "use_bias", False)
     if has_bias:
         value = plan.take(key)
         plan.assign(layer.bias, value, key, np.shape(value))
     elif key in plan.state:
         plan.used.add(key)
-        plan.require_constant(
-            key, np.asarray(plan.state[key]), 0.0,
-            f"the Keras layer {layer.name!r} has no bias (the reference it follows has none there)",
-        )
+        plan.require_constant(key, np.asarray(plan.state[key]), 0.0, f"the Keras layer {layer.name!r} has no bias{hint}")
 
 
 def load_state(model, state, family, where="checkpoint", head=None, extras=()):
@@ -316,7 +322,8 @@ def load_weights(model, path, recipe=None, head=None):
             `FaceModel` (its head may take the checkpoint's classifier), or
             a bare backbone.
         path: the checkpoint: `.pth`/`.pt`, `.onnx`, or a TF1 checkpoint
-            prefix (or its `.index`, or its folder).
+            prefix (or its `.index`, or its folder), or a `Checkpoint`
+            already read by `read_checkpoint`.
         recipe: the `Recipe` the model was built from, checked against the
             checkpoint's family (optional).
         head: the recipe's head, which takes `sphere20a`'s `fc6` weights when
@@ -333,7 +340,8 @@ def load_weights(model, path, recipe=None, head=None):
     if hasattr(model, "embedder") and hasattr(model, "head"):
         head = head if head is not None else model.head
         model = model.embedder
-    checkpoint = read_checkpoint(path)
+    checkpoint = path if isinstance(path, Checkpoint) else read_checkpoint(path)
+    path = checkpoint.path
     backbone = families.backbone_of(model)
     backbone_name = recipe.backbone if recipe is not None else _guess_backbone(backbone)
     family = checkpoint.family(backbone_name)

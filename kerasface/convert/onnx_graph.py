@@ -199,7 +199,7 @@ def state_dict_from_graph(ops, units, backbone, where):
             if op is None or op.kind != "conv":
                 mismatch(unit, expected, op)
             weight = op.params["weight"]
-            groups_ok = op.params["group"] == (weight.shape[0] if depthwise else 1)
+            groups_ok = op.params["group"] == (weight.shape[0] if depthwise else getattr(layer, "groups", 1))
             if not groups_ok or op.params["strides"] != tuple(layer.strides) or set(op.params["dilations"]) != {1}:
                 mismatch(unit, expected, op)
             position += 1

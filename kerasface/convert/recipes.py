@@ -20,17 +20,38 @@ class Parity:
     reason: str = ""
 
 
-def checkpoint_overrides(checkpoint, recipe):
-    """Recipe fields the checkpoint fixes: its embedding size (and facenet-pytorch's batch-norm scale,
-    sphere20a's class count), so that `recipe.replace(**overrides)` builds a model it fits."""
+# arcface_torch IResNet convolutions: the stem, two per block, one downsample per stage.
+ONNX_IRESNET_DEPTHS = {1 + 2 * sum(blocks) + 4: depth for blocks, depth in families.IRESNET_DEPTHS.items()}
+
+
+def checkpoint_overrides(checkpoint, recipe, classes=True):
+    """Recipe fields the checkpoint fixes, so that `recipe.replace(**overrides)` builds a model it fits.
+
+    The architecture (`backbone_args`: IResNet depth, sphere20a's depth and
+    residual biases, MobileFaceNet's scale, facenet-pytorch's batch-norm
+    scale; `families.backbone_args_of`), the embedding size and, with
+    `classes`, sphere20a's class count (its `fc6`). Only changes are
+    returned; nothing for a checkpoint of another backbone's family.
+    """
     overrides = {}
+    family = checkpoint.family(recipe.backbone)
+    if families.FAMILIES[family].backbone != recipe.backbone:
+        return overrides
     if checkpoint.format == "onnx":
         dense = [op for op in checkpoint.ops if op.kind == "dense"]
         if dense:
             overrides["embedding_dim"] = int(dense[-1].params["weight"].shape[0])
+        convs = [op for op in checkpoint.ops if op.kind == "conv"]
+        args = {}
+        if family == "arcface_iresnet" and len(convs) in ONNX_IRESNET_DEPTHS:
+            args["depth"] = ONNX_IRESNET_DEPTHS[len(convs)]
+        if family == "arcface_mobilefacenet" and convs:
+            scale = families.mobilefacenet_scale(convs[0].params["weight"].shape[0])
+            if scale is not None:
+                args["scale"] = scale
+        _put_backbone_args(overrides, recipe, args)
         return _only_changes(overrides, recipe)
     state = checkpoint.state
-    family = checkpoint.family(recipe.backbone)
     key = {
         "arcface_iresnet": "fc.weight",
         "arcface_mobilefacenet": "features.layers.2.weight",
@@ -41,15 +62,39 @@ def checkpoint_overrides(checkpoint, recipe):
         overrides["embedding_dim"] = int(np.shape(state[key])[0])
     if family == "facenet_tf1" and "InceptionResnetV1/Bottleneck/weights" in state:
         overrides["embedding_dim"] = int(np.shape(state["InceptionResnetV1/Bottleneck/weights"])[1])
+    args = families.backbone_args_of(family, state)
     if family == "facenet_pytorch":
-        overrides["backbone_args"] = {**recipe.backbone_args, "batch_norm_scale": True}
-    if family == "sphere20a" and "fc6.weight" in state and recipe.head is not None:
+        args["batch_norm_scale"] = True
+    _put_backbone_args(overrides, recipe, args)
+    if classes and family == "sphere20a" and "fc6.weight" in state and recipe.head is not None:
         overrides["num_classes"] = int(np.shape(state["fc6.weight"])[1])
     return _only_changes(overrides, recipe)
 
 
+def _put_backbone_args(overrides, recipe, args):
+    current = dict(recipe.backbone_args or {})
+    # A default the recipe does not spell out (residual_bias=False, scale=1) changes nothing.
+    defaults = {"residual_bias": False, "scale": 1, "batch_norm_scale": False}
+    changed = {k: v for k, v in args.items() if current.get(k, defaults.get(k)) != v}
+    if changed:
+        overrides["backbone_args"] = {**current, **changed}
+
+
 def _only_changes(overrides, recipe):
     return {k: v for k, v in overrides.items() if getattr(recipe, k) != v}
+
+
+def fit_recipe(recipe, checkpoint, classes=False):
+    """`(recipe, overrides)`: `recipe` with the architecture `checkpoint` (a path or a read
+    `loader.Checkpoint`) dictates; the class count too with `classes`."""
+    if not isinstance(checkpoint, loader.Checkpoint):
+        checkpoint = loader.read_checkpoint(checkpoint)
+    overrides = checkpoint_overrides(checkpoint, recipe, classes=classes)
+    return (recipe.replace(**overrides) if overrides else recipe), overrides
+
+
+def describe_overrides(overrides):
+    return ", ".join(f"{k}={v}" for k, v in overrides.items())
 
 
 def convert_checkpoint(path, recipe_name, num_classes=None, images=None):
@@ -76,9 +121,9 @@ def convert_checkpoint(path, recipe_name, num_classes=None, images=None):
     if overrides:
         recipe = recipe.replace(**overrides)
     model = zoo.from_recipe(recipe, compile=False)
-    report = loader.load_weights(model, path, recipe)
+    report = loader.load_weights(model, checkpoint, recipe)
     if overrides:
-        report.notes.insert(0, "recipe fitted to the checkpoint: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+        report.notes.insert(0, "recipe fitted to the checkpoint: " + describe_overrides(overrides))
     parity = measure_parity(model.embedder, checkpoint, family, images)
     return model, report, parity
 

@@ -216,8 +216,26 @@ def from_recipe(recipe, compile=True, weights=None, steps_per_epoch=None):
     backbone, or a reference checkpoint (arcface_torch / facenet-pytorch
     `.pth`, insightface `.onnx`, a davidsandberg TF1 checkpoint, sphere20a),
     which `kerasface.convert.load_weights` loads strictly with its input
-    normalisation (`kerasface convert` also fits the recipe to the file).
+    normalisation. The architecture such a checkpoint dictates (its depth,
+    width, residual biases and embedding size: `convert.fit_recipe`)
+    replaces the recipe's, with a warning naming the changes; the class
+    count stays the recipe's (`kerasface convert` also takes sphere20a's).
     """
+    checkpoint = None
+    if weights is not None and _foreign_checkpoint(weights):
+        import os
+        import warnings
+
+        from kerasface import convert
+
+        checkpoint = convert.read_checkpoint(weights)
+        recipe, overrides = convert.fit_recipe(recipe, checkpoint)
+        if overrides:
+            warnings.warn(
+                f"{recipe.name}: fitted to the checkpoint {os.fspath(weights)}: "
+                f"{convert.describe_overrides(overrides)}.",
+                stacklevel=2,
+            )
     head = None
     if recipe.head is not None:
         head = HEADS[recipe.head](recipe.num_classes, name="head", **recipe.head_args)
@@ -226,14 +244,11 @@ def from_recipe(recipe, compile=True, weights=None, steps_per_epoch=None):
         center_loss = CenterLoss(
             recipe.num_classes, alpha=recipe.center_loss_alpha, weight=recipe.center_loss_weight, name="center_loss"
         )
-    foreign = weights is not None and _foreign_checkpoint(weights)
-    embedder = make_embedder(recipe, None if foreign else weights)
+    embedder = make_embedder(recipe, None if checkpoint is not None else weights)
     model = FaceModel(embedder, head, center_loss, recipe, name=recipe.name)
-    if foreign:
-        from kerasface import convert
-
+    if checkpoint is not None:
         # The backbone, its normalisation and (sphere20a) the head's classifier, strictly or not at all.
-        convert.load_weights(model, weights, recipe)
+        convert.load_weights(model, checkpoint, recipe)
     if compile:
         model.compile(steps_per_epoch=steps_per_epoch)
     return model

@@ -57,7 +57,10 @@ def small_iresnet(monkeypatch):
 @pytest.fixture
 def small_sphere(monkeypatch):
     monkeypatch.setattr(sphereface_module, "STAGE_FILTERS", (8, 8, 16, 16))
-    recipe = zoo.recipe("sphereface20").replace(embedding_dim=16, num_classes=10)
+    # The port's layout: every convolution has a bias, the residual ones too.
+    recipe = zoo.recipe("sphereface20").replace(
+        embedding_dim=16, num_classes=10, backbone_args={"depth": 20, "residual_bias": True}
+    )
     return recipe
 
 
