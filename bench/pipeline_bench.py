@@ -27,8 +27,12 @@ with torch and OpenCV). A measurement skips `--warmup` batches, then times
 that all share the machine's load; the table gives every round and the ratio
 to PyTorch measured in the same round.
 
+Start-up: `image_folder` and `identity_balanced` are built on a tree of
+`--startup-files` hard links to the faces (CASIA-WebFace's size, 500,000
+files in 10,575 identity folders), timed until their first batch.
+
 Usage:
-    python bench/pipeline_bench.py [--images 4096] [--rounds 2] [--batches 48]
+    python bench/pipeline_bench.py [--images 4096] [--rounds 2] [--batches 48] [--startup-files 500000]
         [--torch-python /work/torchenv2/bin/python] [--json out.json]
 """
 
@@ -262,13 +266,41 @@ def torch_worker(data, cores, warmup, count):
     return _time(batches, warmup, count, workers)
 
 
+def startup_worker(data, count):
+    """Seconds until `image_folder` and `identity_balanced` are built and give
+    their first batch, on a tree of `count` hard links to the bench's JPEGs
+    in CASIA-WebFace's shape (10,575 identities)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sources = sorted((data / "folder").glob("*/*.jpg"))[:64]
+    root = data / f"links_{count}"
+    identities = 10_575
+    for n in range(count):
+        folder = root / f"{n % identities:07d}"
+        if n < identities:
+            folder.mkdir(parents=True)
+        os.link(sources[n % len(sources)], folder / f"{n // identities:04d}.jpg")
+    from kerasface.data import identity_balanced, image_folder
+
+    result = {}
+    for name, build in (
+        ("image_folder", lambda: image_folder(root, SIZE, BATCH, seed=0)),
+        ("identity_balanced", lambda: identity_balanced(root, 64, 4, SIZE, seed=0)),
+    ):
+        start = time.perf_counter()
+        dataset = build()
+        built = time.perf_counter() - start
+        next(iter(dataset))
+        result[name] = {"built_s": built, "first_batch_s": time.perf_counter() - start}
+    return result
+
+
 # === The run ===
 
 
 def run_worker(python, kind, data, cores, args):
     command = [
         python, __file__, "--worker", kind, "--data", str(data), "--cores", str(cores),
-        "--warmup", str(args.warmup), "--batches", str(args.batches),
+        "--warmup", str(args.warmup), "--batches", str(args.batches), "--startup-files", str(args.startup_files),
     ]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -286,6 +318,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=6)
     parser.add_argument("--batches", type=int, default=48)
     parser.add_argument("--cores", type=int, nargs="*", default=None, help="core counts (default: 1 and all)")
+    parser.add_argument("--startup-files", type=int, default=500_000, help="files of the start-up tree (0: skip)")
     parser.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", "/work/torchenv2/bin/python"))
     parser.add_argument("--json", default=None)
     parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -298,6 +331,8 @@ def main():
         data = Path(args.data)
         if args.worker == "torch":
             result = torch_worker(data, cores, args.warmup, args.batches)
+        elif args.worker == "startup":
+            result = startup_worker(data, args.startup_files)
         else:
             result = kerasface_worker(args.worker, data, args.warmup, args.batches)
         print(RESULT + json.dumps(result), flush=True)
@@ -339,8 +374,14 @@ def main():
                         f"{1000 * row['cpu_s_per_image']:>10.3f} {ratio:>7.2f}x",
                         flush=True,
                     )
+        startup = None
+        if args.startup_files:
+            startup = run_worker(sys.executable, "startup", data, all_cores, args)
+            print(f"\nstart-up on {args.startup_files:,} files (hard links, 10,575 identity folders), {all_cores} cores:")
+            for name, times in startup.items():
+                print(f"  {name:<18} built in {times['built_s']:.1f} s, first batch after {times['first_batch_s']:.1f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"hardware": describe(), "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"hardware": describe(), "rows": rows, "startup": startup}, indent=1))
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def _scan_image_folder(root, class_names, where):
             f"{where}: {len(unknown)} folders of {root} are not in class_names, e.g. {unknown[:5]}. "
             "Pass the full list of names, or class_names=None to label the folders in sorted order."
         )
-    without_folder = [name for name in class_names if name not in set(folders)]
+    existing = set(folders)
+    without_folder = [name for name in class_names if name not in existing]
     if without_folder:
         raise ValueError(
             f"{where}: {len(without_folder)} of the class_names have no folder in {root}, e.g. "
