@@ -109,6 +109,7 @@ def test_a_folder_replaces_a_folder_and_a_killed_write_is_cleaned_on_the_next(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "saved_model"]
 
 
+@pytest.mark.backends
 def test_model_checkpoint_keeps_the_last_whole_checkpoint_when_a_save_fails(tmp_path, monkeypatch):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
@@ -132,6 +133,7 @@ def test_model_checkpoint_keeps_the_last_whole_checkpoint_when_a_save_fails(tmp_
     keras.saving.load_model(path)
 
 
+@pytest.mark.backends
 def test_backups_written_by_keras_own_callback_still_resume(tmp_path):
     def fit(callback, stop=None):
         keras.utils.set_random_seed(0)
@@ -147,6 +149,7 @@ def test_backups_written_by_keras_own_callback_still_resume(tmp_path):
     assert len(history.history["loss"]) == 2  # epochs 3 and 4
 
 
+@pytest.mark.backends
 def test_a_damaged_backup_is_refused_naming_the_file(tmp_path):
     (tmp_path / "training_metadata.json").write_text('{"epo')
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

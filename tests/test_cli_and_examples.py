@@ -98,7 +98,7 @@ def test_zoo_lists_recipes(capsys):
 
 def test_example_train_image_folder(tiny_faces, tmp_path):
     example = run_example("train_image_folder.py")
-    model = example([str(tiny_faces), "--recipe", "sphereface4", "--input-shape", "28", "24", "1",
+    model = example([str(tiny_faces), "--recipe", "sphereface4", "--input-shape", "28", "28", "1",
                      "--batch-size", "4", "--out", str(tmp_path / "ex")])
     assert model.head.num_classes == 2
 
