@@ -105,6 +105,11 @@ def run(args):
     except (ImportError, OSError) as error:
         print(f"kerasface align: error: {error}", file=sys.stderr)
         return 2
+    except cv2.error as error:  # OpenCV's own messages name no file
+        from kerasface.cli.main import error_message
+
+        print(f"kerasface align: error: could not align {path}: {error_message(error)}", file=sys.stderr)
+        return 2
     aligned = len(files) - sum(len(paths) for paths in failures.values())
     report = _report(aligned, failures, written if args.all_faces else None)
     dst.mkdir(parents=True, exist_ok=True)
