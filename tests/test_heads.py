@@ -133,6 +133,7 @@ def test_finite_at_cos_plus_minus_one_with_100k_classes_in_float16(name):
     x = np.stack([kernel[:, 7], kernel[:, 9], -kernel[:, 11], -kernel[:, 13]]).astype("float16")
     y = np.array([7, 9, 11, 13])
     loss, logits, grad_x, grad_w = head_loss_and_grads(head, x, y)
+    assert grad_x.dtype == np.float16  # fed as float16, not a float32 copy
     assert np.isfinite(loss) and np.all(np.isfinite(logits))
     assert np.all(np.isfinite(grad_x)) and np.all(np.isfinite(grad_w))
     assert np.abs(grad_w).max() > 0
