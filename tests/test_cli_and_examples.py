@@ -84,7 +84,7 @@ def test_train_command_writes_its_outputs_and_refuses_to_overwrite(tiny_faces, t
 
 def test_train_reports_missing_data_and_unknown_recipe(tmp_path, capsys):
     assert main(["train", "lenetpp_softmax", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
     assert main(["train", "lenetpp_sofmax", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "Did you mean lenetpp_softmax" in capsys.readouterr().err
 
@@ -141,7 +141,8 @@ def test_zoo_prints_nothing_on_stderr_and_a_bad_train_path_one_line(tmp_path):
     assert status == 0 and err == "" and len(out.splitlines()) == 6
     status, out, err = run_command("train", "lenetpp_softmax", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
     assert status == 2 and out == ""
-    assert err.splitlines() == [f"kerasface train: error: Training data directory '{tmp_path / 'nowhere'}' does not exist."]
+    (line,) = err.splitlines()
+    assert line.startswith("kerasface train: error: Training data") and f"'{tmp_path / 'nowhere'}'" in line
     assert not (tmp_path / "o").exists()
 
 
