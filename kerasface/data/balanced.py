@@ -90,6 +90,7 @@ def identity_balanced(
     on_error="skip",
     resize=False,
     initial_epoch=0,
+    repeat=False,
 ):
     """A `tf.data.Dataset` of P x K batches `(images, labels)`.
 
@@ -129,6 +130,8 @@ def identity_balanced(
             the `i`-th iteration (a `for` loop, or a repetition of
             `dataset.repeat()`) is epoch `initial_epoch + i`, so a run
             resumed at epoch `e` draws the batches of an uninterrupted one.
+        repeat: every iterator runs through the epochs from
+            `initial_epoch` without end (see `image_folder`).
 
     Returns:
         The dataset; images are float32 in [0, 255] (before `normalize`),
@@ -148,15 +151,14 @@ def identity_balanced(
     if isinstance(source, (str, Path)):
         return _folder_dataset(
             source, identities_per_batch, images_per_identity, image_size, seed, channels, flip, normalize,
-            steps_per_epoch, on_error, resize, initial_epoch,
+            steps_per_epoch, on_error, resize, initial_epoch, repeat,
         )  # fmt: skip
     images, labels, load = _array_source(source, image_size, resize)
     sampler = IdentitySampler(labels, identities_per_batch, images_per_identity)
     steps_per_epoch = _steps(steps_per_epoch, sampler)
-    order = EpochOrder(len(labels), False, seed, initial_epoch, WHERE)
+    order = EpochOrder(len(labels), False, seed, initial_epoch, WHERE, repeat)
 
-    def batches():
-        epoch = order.start()
+    def batches(epoch):
         rng = order.rng(epoch)
         for step in range(steps_per_epoch):
             indices = sampler.sample(rng)
@@ -168,7 +170,7 @@ def identity_balanced(
         tf.TensorSpec((), tf.int64),
         tf.TensorSpec((), tf.int64),
     )
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    dataset = order.epochs(signature, batches)
     dataset = dataset.map(
         lambda x, y, epoch, step: (load(x), y, order.flip_seed(epoch, step)), num_parallel_calls=tf.data.AUTOTUNE
     )
@@ -187,7 +189,7 @@ def _steps(steps_per_epoch, sampler):
 
 def _folder_dataset(
     path, identities_per_batch, images_per_identity, image_size, seed, channels, flip, normalize, steps_per_epoch,
-    on_error, resize, initial_epoch,
+    on_error, resize, initial_epoch, repeat,
 ):  # fmt: skip
     """P x K batches of image files; a file that does not decode is named and
     replaced by another image of its identity (or its identity by another)."""
@@ -198,7 +200,7 @@ def _folder_dataset(
     paths, labels, class_names, skipped = image_folder_files(path, None, on_error, WHERE)
     sampler = IdentitySampler(labels, identities_per_batch, images_per_identity)
     steps_per_epoch = _steps(steps_per_epoch, sampler)
-    order = EpochOrder(len(paths), False, seed, initial_epoch, WHERE)
+    order = EpochOrder(len(paths), False, seed, initial_epoch, WHERE, repeat)
     paths = np.asarray(paths)
     log = FailureLog(lambda i: str(paths[i]), WHERE, on_error, skipped, image_size)
 
@@ -207,8 +209,7 @@ def _folder_dataset(
 
     repair = _Repair(sampler, paths, load, (*image_size, 3), log, order)
 
-    def batches():
-        epoch = order.start()
+    def batches(epoch):
         rng = order.rng(epoch)
         for step in range(steps_per_epoch):
             indices = sampler.sample(rng)
@@ -222,7 +223,7 @@ def _folder_dataset(
         tf.TensorSpec((), tf.int64),
         tf.TensorSpec((), tf.int64),
     )
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    dataset = order.epochs(signature, batches)
     dtype = tf.float32 if resize else tf.uint8
     dataset = decode_batches(dataset, load, (*image_size, 3), dtype).map(repair.check)
     dataset = finish(dataset, channels=channels, flip=flip, normalize=normalize)

@@ -164,6 +164,7 @@ def image_folder(
     class_names=None,
     resize=False,
     initial_epoch=0,
+    repeat=False,
 ):
     """A `tf.data.Dataset` of `(images, labels)` batches from identity folders.
 
@@ -208,6 +209,12 @@ def image_folder(
             `dataset.repeat()`) is epoch `initial_epoch + i`, so a run
             resumed at epoch `e` sees the same orders and flips as an
             uninterrupted one.
+        repeat: every iterator runs through epochs `initial_epoch`,
+            `initial_epoch + 1`, ... without end (each epoch's last batch
+            may be short), for `fit(steps_per_epoch=...)`. Prefer it to
+            `dataset.repeat()` when the order must be exact: here the epoch
+            of a batch is its place in its iterator, however many iterators
+            were made (or dropped) before.
 
     Returns:
         The dataset, with attributes `class_names` (label -> folder name),
@@ -231,17 +238,20 @@ def image_folder(
     batch_size = check_positive_int(batch_size, "batch_size", where)
     channels = check_channels(channels, where)
     paths, labels, class_names, skipped = image_folder_files(path, class_names, on_error, where)
-    order = EpochOrder(len(paths), shuffle, seed, initial_epoch, where)
+    order = EpochOrder(len(paths), shuffle, seed, initial_epoch, where, repeat)
     log = FailureLog(paths.__getitem__, where, on_error, skipped, image_size)
+    order.on_start.append(log.restart)
     path_table, label_table = tf.constant(paths), tf.constant(labels)
 
     def files(epoch, positions, indices):
         epochs = tf.fill(tf.shape(indices), epoch)
         return tf.gather(path_table, indices), tf.gather(label_table, indices), indices, positions, epochs
 
-    chunks = ordered_items(order, batch_size).map(files)
-    batches = image_batches(chunks, order, log, batch_size, image_size, resize, read=tf.io.read_file)
-    dataset = finish(batches, channels=channels, flip=flip, normalize=normalize)
+    def batches(chunks, epoch):
+        chunks = chunks.map(files)
+        return image_batches(chunks, epoch, order, log, batch_size, image_size, resize, read=tf.io.read_file)
+
+    dataset = finish(ordered_items(order, batch_size, batches), channels=channels, flip=flip, normalize=normalize)
     dataset.class_names = class_names
     dataset.skipped_files = skipped
     dataset.num_images = len(paths)

@@ -267,17 +267,30 @@ class FailureLog:
         self.failed_ids = set()
         self.errors = {}
         self.warned_crop = False
+        self.stopped_by = None
         self._lock = threading.Lock()
+
+    def restart(self):
+        """A new epoch: forgets the error that stopped the last one."""
+        self.stopped_by = None
+
+    def _stop(self, message):
+        # tf.data may go on preparing batches after an error stopped the iterator; the
+        # images those batches miss are not undecodable, so the same error is raised for them.
+        self.stopped_by = message
+        raise ValueError(message)
 
     def report(self, ids):
         """Names the images `ids` (warning once each, or raising)."""
+        if self.stopped_by is not None:
+            raise ValueError(self.stopped_by)
         ids = [int(i) for i in np.asarray(ids).reshape(-1)]
         known = [self.errors[i] for i in ids if i in self.errors]
         if known and self.on_error == "raise":
-            raise ValueError(f"{self.where}: {known[0]}")
+            self._stop(f"{self.where}: {known[0]}")
         if self.on_error == "raise":
             more = f" (and {len(ids) - 1} more in the same batch)" if len(ids) > 1 else ""
-            raise ValueError(f"{self.where}: cannot decode {self.describe(ids[0])}{more}.")
+            self._stop(f"{self.where}: cannot decode {self.describe(ids[0])}{more}.")
         with self._lock:
             new = [i for i in ids if i not in self.failed_ids]
             self.failed_ids.update(new)
@@ -299,7 +312,7 @@ class FailureLog:
                 f"; {s[0]}x{s[1]} faces are cropped to rows {t}:{t + h}, columns {c}:{c + w}"
                 for s, (t, c, h, w) in template_crops(self.image_size).items()
             )
-            raise ValueError(
+            self._stop(
                 f"{self.where}: {self.describe(int(ids[i]))} is {shapes[i][0]}x{shapes[i][1]} (height x width), "
                 f"but the pipeline delivers {height}x{width} images{more}. Images are never resized silently"
                 f"{crops}. Align the images to the model's template (`kerasface align --template ...`), or "
@@ -340,9 +353,15 @@ class EpochOrder:
 
     Epoch `e` visits the items in the permutation drawn from the seed
     `(seed, e)` (or in order, without `shuffle`), so epoch `e` has the same
-    order whether a run started at epoch 0 or was resumed at `e`. The `i`-th
-    iteration over the dataset (a `for` loop, or one repetition of
-    `dataset.repeat()`) is epoch `initial_epoch + i`.
+    order whether a run started at epoch 0 or was resumed at `e`.
+
+    Without `repeat`, each iteration over the dataset is one epoch: the
+    `i`-th iteration (a `for` loop, or one repetition of `dataset.repeat()`)
+    is epoch `initial_epoch + i`. With `repeat`, every iterator runs through
+    epochs `initial_epoch, initial_epoch + 1, ...` without end, so the epoch
+    of a batch is its place in the iterator, however many iterators were
+    made before (Keras' JAX trainer takes one batch from an iterator it then
+    drops; `dataset.repeat()` would let that iterator run ahead).
 
     Args:
         size: the number of items.
@@ -350,9 +369,10 @@ class EpochOrder:
         seed: an int, or None for a random seed drawn once.
         initial_epoch: the epoch of the first iteration.
         where: the dataset builder's name, used in messages.
+        repeat: every iterator repeats the epochs without end.
     """
 
-    def __init__(self, size, shuffle, seed, initial_epoch, where):
+    def __init__(self, size, shuffle, seed, initial_epoch, where, repeat=False):
         if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
             raise ValueError(
                 f"{where}: initial_epoch must be a non-negative int. Received: initial_epoch={initial_epoch!r}"
@@ -362,12 +382,15 @@ class EpochOrder:
         self.size = size
         self.shuffle = shuffle
         self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed) % 2**63
-        self.next_epoch = int(initial_epoch)
+        self.initial_epoch = int(initial_epoch)
+        self.repeat = bool(repeat)
+        self.on_start = []  # callables run as each epoch starts
+        self.next_epoch = self.initial_epoch
         self.current = None
 
     def rng(self, epoch, *stream):
         """The generator of epoch `epoch` (and of an optional sub-stream)."""
-        return np.random.default_rng([self.seed, epoch, *stream])
+        return np.random.default_rng([self.seed, int(epoch), *stream])
 
     def permutation(self, epoch):
         if not self.shuffle:
@@ -379,18 +402,34 @@ class EpochOrder:
         self.current, self.next_epoch = self.next_epoch, self.next_epoch + 1
         return self.current
 
+    def epochs(self, signature, generate, pipeline=lambda elements, epoch: elements):
+        """`pipeline(elements, epoch)` over the elements `generate(epoch)`
+        yields, one epoch per iteration, or epoch after epoch with `repeat`
+        (each epoch's pipeline ends before the next starts). `epoch` is a
+        scalar tensor with `repeat`, else -1 (`current` says which)."""
+        if not self.repeat:
+            elements = tf.data.Dataset.from_generator(lambda: generate(self.start()), output_signature=signature)
+            return pipeline(elements, tf.constant(-1, tf.int64))
+        return tf.data.Dataset.counter(self.initial_epoch).flat_map(
+            lambda epoch: pipeline(
+                tf.data.Dataset.from_generator(generate, args=(epoch,), output_signature=signature), epoch
+            )
+        )
+
     def flip_seed(self, epoch, position):
         """The stateless seed of the flips of the batch starting at `position` of `epoch`."""
         return tf.stack([tf.constant(self.seed, tf.int64), tf.cast(epoch, tf.int64) * 2**32 + position])
 
 
-def ordered_items(order, chunk):
-    """A dataset of `(epoch, positions, ids)` chunks of `chunk` items: every
-    iteration is the next epoch of `order`, `ids` its items in order and
-    `positions` their places in it."""
+def ordered_items(order, chunk, pipeline):
+    """`pipeline(chunks, epoch)` (see `EpochOrder.epochs`) over the
+    `(epoch, positions, ids)` chunks of `chunk` items of each epoch of
+    `order`: `ids` the epoch's items in order, `positions` their places."""
 
-    def chunks():
-        epoch = order.start()
+    def chunks(epoch):
+        for hook in order.on_start:
+            hook()
+        epoch = int(epoch)
         ids = order.permutation(epoch)
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
@@ -401,16 +440,17 @@ def ordered_items(order, chunk):
         tf.TensorSpec((None,), tf.int64),
         tf.TensorSpec((None,), tf.int64),
     )
-    return tf.data.Dataset.from_generator(chunks, output_signature=signature)
+    return order.epochs(signature, chunks, pipeline)
 
 
 # === The pipeline of image_folder and recordio_dataset ===
 
 
-def image_batches(chunks, order, log, batch_size, image_size, resize, item_ids=None, read=None):
-    """Decoded, checked batches from a dataset of `(sources, labels, ids,
-    positions, epochs)` chunks, where `read(source)` gives an encoded image
-    (default: the sources are the encoded images).
+def image_batches(chunks, epoch, order, log, batch_size, image_size, resize, item_ids=None, read=None):
+    """Decoded, checked batches of one epoch from a dataset of `(sources,
+    labels, ids, positions, epochs)` chunks, where `read(source)` gives an
+    encoded image (default: the sources are the encoded images); `epoch` as
+    `EpochOrder.epochs` gives it.
 
     Images are decoded one by one in a parallel (deterministic) map; those
     that fail are left out and named by `log` when the next batch shows the
@@ -423,7 +463,7 @@ def image_batches(chunks, order, log, batch_size, image_size, resize, item_ids=N
         A dataset of `(images, labels, flip seed)` batches; images uint8
         (float32 with `resize`) of `image_size`.
     """
-    size = order.size
+    size = order.size  # the end marker's position
 
     def one(source, label, item, position, epoch):
         image, status, shape = load_image(source if read is None else read(source), image_size, resize)
@@ -443,12 +483,14 @@ def image_batches(chunks, order, log, batch_size, image_size, resize, item_ids=N
         def report():
             seen = tf.range(expected, positions[-1] + 1)
             missing = tf.sparse.to_dense(tf.sets.difference(seen[None], positions[None]))[0]
-            ids = tf.numpy_function(lambda p: order_ids(order, p, item_ids), [missing], tf.int64, stateful=True)
+            ids = tf.numpy_function(
+                lambda e, p: order_ids(order, e, p, item_ids), [epoch, missing], tf.int64, stateful=True
+            )
             return tf.numpy_function(log.report, [ids], tf.int32, stateful=True)
 
         gap = tf.reduce_any(tf.not_equal(positions, expected + tf.range(tf.size(positions, out_type=tf.int64))))
         done = [tf.cond(gap, report, lambda: tf.constant(0)), check_sizes_op(log, status, shapes, items)]
-        keep = positions < size
+        keep = positions < size  # not the end marker
         with tf.control_dependencies(done):
             out = (
                 tf.boolean_mask(images, keep),
@@ -461,9 +503,9 @@ def image_batches(chunks, order, log, batch_size, image_size, resize, item_ids=N
     return checked.filter(lambda images, labels, seed: tf.shape(images)[0] > 0)
 
 
-def order_ids(order, positions, item_ids=None):
-    """The ids at `positions` of the current epoch of `order`."""
-    indices = order.permutation(order.current)[np.asarray(positions)]
+def order_ids(order, epoch, positions, item_ids=None):
+    """The ids at `positions` of epoch `epoch` of `order` (-1: the current)."""
+    indices = order.permutation(order.current if epoch < 0 else epoch)[np.asarray(positions)]
     return np.asarray(indices if item_ids is None else item_ids(indices), np.int64)
 
 

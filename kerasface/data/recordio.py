@@ -277,6 +277,7 @@ def recordio_dataset(
     normalize=None,
     resize=False,
     initial_epoch=0,
+    repeat=False,
 ):
     """A `tf.data.Dataset` of `(images, labels)` batches from a RecordIO file.
 
@@ -310,6 +311,8 @@ def recordio_dataset(
         initial_epoch: the epoch of the first iteration over the dataset
             (the `i`-th iteration is epoch `initial_epoch + i`), so that a
             resumed run sees the orders and flips of an uninterrupted one.
+        repeat: every iterator runs through the epochs from
+            `initial_epoch` without end (see `image_folder`).
 
     Returns:
         The dataset, with attributes `num_classes` (from insightface's
@@ -320,8 +323,9 @@ def recordio_dataset(
     batch_size = check_positive_int(batch_size, "batch_size", where)
     reader = RecordIOReader(rec_path, idx_path)
     keys = np.asarray(reader.image_keys, np.int64)
-    order = EpochOrder(len(keys), shuffle, seed, initial_epoch, where)
+    order = EpochOrder(len(keys), shuffle, seed, initial_epoch, where, repeat)
     log = FailureLog(reader.describe, where, on_error="raise", image_size=image_size)
+    order.on_start.append(log.restart)
 
     def read(indices):
         """Payloads and labels of the records `keys[indices]`; a
@@ -345,9 +349,11 @@ def recordio_dataset(
         epochs = tf.fill(tf.shape(indices), epoch)
         return payloads, labels, tf.gather(keys, indices), positions, epochs
 
-    chunks = ordered_items(order, batch_size).map(records, num_parallel_calls=tf.data.AUTOTUNE)
-    batches = image_batches(chunks, order, log, batch_size, image_size, resize, keys.__getitem__)
-    dataset = finish(batches, flip=flip, normalize=normalize)
+    def batches(chunks, epoch):
+        chunks = chunks.map(records, num_parallel_calls=tf.data.AUTOTUNE)
+        return image_batches(chunks, epoch, order, log, batch_size, image_size, resize, keys.__getitem__)
+
+    dataset = finish(ordered_items(order, batch_size, batches), flip=flip, normalize=normalize)
     dataset.num_classes = reader.num_classes
     dataset.num_images = len(reader)
     return dataset

@@ -139,6 +139,10 @@ def test_a_dataset_started_at_epoch_2_repeats_epochs_2_and_3(identity_folder, so
     assert not np.array_equal(labels[2], labels[3]) or not np.array_equal(images[2], images[3])  # epochs differ
     with pytest.raises(ValueError, match="initial_epoch must be a non-negative int"):
         dataset(-1)
+    repeated = identity_balanced(data, 2, 2, size, seed=5, flip=True, steps_per_epoch=3, repeat=True, initial_epoch=2)
+    iterator = iter(repeated)
+    got = [next(iterator) for _ in range(6)]  # epochs 2 and 3, without end
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in got]), np.concatenate(images[2:]))
 
 
 def test_arrays_of_another_size_are_refused_or_cropped_from_arcface_to_sphereface():

@@ -1,5 +1,6 @@
 """Identity folders: labels, decoding, flips, corrupt files, class names."""
 
+import time
 import warnings
 from pathlib import Path
 
@@ -30,12 +31,15 @@ def test_labels_follow_sorted_folder_names(identity_folder):
 
 def test_resizes_only_when_asked_and_batches(identity_folder):
     dataset = image_folder(identity_folder, (4, 3), batch_size=4, seed=0)
+    skipped = dataset.skipped_files
     with pytest.raises(
         tf.errors.InvalidArgumentError,
         match=r"image_folder: .*/faces/\w+/\d\.\w+ is 8x6 \(height x width\), but the pipeline delivers 4x3 images"
         r".*never resized silently.*resize=True",
     ):
         list(dataset)
+    time.sleep(0.5)
+    assert skipped == []  # the batches prepared after the error do not count its images as undecodable
     dataset = image_folder(identity_folder, (4, 3), batch_size=4, seed=0, resize=True)
     shapes = [tuple(x.shape) for x, _ in dataset]
     assert shapes == [(4, 4, 3, 3), (4, 4, 3, 3), (1, 4, 3, 3)]
@@ -248,3 +252,26 @@ def test_arcface_faces_are_cropped_for_sphereface_with_one_warning(tmp_path):
         r"images.*112x112 faces are cropped to rows 0:112, columns 8:104",
     ):
         everything(image_folder(tmp_path / "faces", (112, 96), batch_size=4, flip=False))
+
+
+def test_repeat_numbers_epochs_by_their_place_in_each_iterator(identity_folder):
+    def batches(initial_epoch, count, peek=False):
+        dataset = image_folder(
+            identity_folder, (8, 6), batch_size=4, seed=11, initial_epoch=initial_epoch, repeat=True
+        )
+        if peek:  # as Keras' JAX trainer does: one batch from an iterator it then drops
+            iterator = iter(dataset)
+            for _ in range(5):
+                next(iterator)
+            del iterator
+        iterator = iter(dataset)
+        return [next(iterator) for _ in range(count)]
+
+    run = batches(0, 12)  # 3 batches per epoch: 4 + 4 + 1 images
+    assert [len(y) for _, y in run] == [4, 4, 1] * 4
+    for (x, y), (x_resumed, y_resumed) in zip(run[6:], batches(2, 6, peek=True)):
+        np.testing.assert_array_equal(x_resumed.numpy(), x.numpy())
+        np.testing.assert_array_equal(y_resumed.numpy(), y.numpy())
+    # The same epochs as the dataset without repeat gives them one iteration at a time.
+    single = image_folder(identity_folder, (8, 6), batch_size=4, seed=11, initial_epoch=2)
+    np.testing.assert_array_equal(everything(single)[0], np.concatenate([x.numpy() for x, _ in run[6:9]]))
