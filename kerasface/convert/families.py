@@ -177,8 +177,9 @@ def describe_architecture(family, keys_or_state):
         return f"IResNet with blocks per stage {blocks}" + (f" (iresnet{depth})" if depth else "")
     if family == "sphere20a":
         return f"SphereFace network with {len(sphere_convolutions(keys))} convolutions"
-    if family == "arcface_mobilefacenet" and isinstance(keys_or_state, dict) and "layers.0.layers.0.weight" in keys_or_state:
-        filters = int(np.shape(keys_or_state["layers.0.layers.0.weight"])[0])
+    stem = "layers.0.layers.0.weight"
+    if family == "arcface_mobilefacenet" and isinstance(keys_or_state, dict) and stem in keys_or_state:
+        filters = int(np.shape(keys_or_state[stem])[0])
         return f"MobileFaceNet with {filters} stem filters (scale {filters / 64:g})"
     return FAMILIES[family].description
 

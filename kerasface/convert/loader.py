@@ -261,7 +261,8 @@ def _plan_bias(plan, layer, key, hint=" (the reference it follows has none there
         plan.assign(layer.bias, value, key, np.shape(value))
     elif key in plan.state:
         plan.used.add(key)
-        plan.require_constant(key, np.asarray(plan.state[key]), 0.0, f"the Keras layer {layer.name!r} has no bias{hint}")
+        why = f"the Keras layer {layer.name!r} has no bias{hint}"
+        plan.require_constant(key, np.asarray(plan.state[key]), 0.0, why)
 
 
 def load_state(model, state, family, where="checkpoint", head=None, extras=()):
