@@ -7,9 +7,13 @@ TensorFlow 1 checkpoint, checks every tensor against the Keras model as
 `load_state_dict(strict=True)` does, converts layouts (OIHW -> HWIO,
 depthwise kernels, PyTorch's (C, H, W) flatten order before a dense layer)
 and writes the source's input normalisation into the embedder. Sources:
-insightface arcface_torch IResNet and MobileFaceNet (and insightface's ONNX
+insightface arcface_torch IResNet (depths 18 to 200) and MobileFaceNet
+(`scale` 1, or 2 as its published "mbf" models; and insightface's ONNX
 files of those), facenet-pytorch and davidsandberg/facenet
-Inception-ResNet-v1, and clcarwin/sphereface_pytorch `sphere20a`.
+Inception-ResNet-v1, and clcarwin/sphereface_pytorch `sphere20a` (biased
+residual convolutions). `fit_recipe` reads the architecture a checkpoint
+dictates (depth, width, residual biases, embedding size) so that the model
+is built to fit it; `zoo.build(weights=...)` uses it.
 
 This package imports no zoo at module level; `convert_checkpoint` (the CLI's
 entry) imports it when it builds a recipe.
