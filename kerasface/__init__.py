@@ -1,12 +1,11 @@
 """kerasface: Keras 3 model zoo for deep face recognition and metric learning.
 
 Every subpackage is reachable from here (`kerasface.zoo`, `kerasface.evaluate`,
-`kerasface.data`, ...) and is imported on first use (PEP 562), because each
-costs an import of Keras, TensorFlow or OpenCV: `import kerasface` alone
-starts none of them. Keras finds the kerasface objects of a `.keras` file
-(heads, losses, centre loss, `FaceModel`, optimisers) once they are imported:
-touch `kerasface.zoo` (or `import kerasface.zoo`) before
-`keras.saving.load_model`.
+`kerasface.data`, ...). The ones whose classes a `.keras` file names (heads,
+layers, losses, optimisers, the zoo's `FaceModel` and schedules) are imported
+with the package, so `import kerasface` is all `keras.saving.load_model`
+needs; the rest (data, alignment, evaluation, export, conversion, ...) are
+imported on first use (PEP 562), as they pull in OpenCV, onnx or tf.data.
 """
 
 import importlib
@@ -21,6 +20,8 @@ __version__ = "0.1.0"
 
 SUBMODULES = (
     "align",
+    "callbacks",
+    "convert",
     "backbones",
     "checkpoints",
     "data",
@@ -34,6 +35,10 @@ SUBMODULES = (
     "train",
     "zoo",
 )
+
+
+# Registered with Keras' serialisation on import: a saved model names them.
+from kerasface import heads, layers, losses, optimizers, zoo  # noqa: E402,F401
 
 
 def __getattr__(name):

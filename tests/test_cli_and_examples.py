@@ -207,13 +207,21 @@ def test_usage_errors_are_one_line(capsys):
     )
 
 
-# === Every subpackage from `import kerasface`, imported on first use ===
+# === Every subpackage from `import kerasface`; the heavy ones imported on first use ===
 
 
-def test_import_kerasface_starts_no_framework():
-    code = "import sys, kerasface; print([m for m in ('keras', 'tensorflow', 'jax', 'cv2') if m in sys.modules])"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.stdout == "[]\n", result.stderr[-2000:]
+def test_import_kerasface_loads_saved_models_and_leaves_the_rest_lazy(tmp_path):
+    from kerasface import zoo
+
+    path = tmp_path / "m.keras"
+    zoo.build("lenetpp_softmax").save(path)
+    code = (
+        "import sys, keras, kerasface; model = keras.saving.load_model(sys.argv[1]); "
+        "print(type(model).__name__, [m for m in ('onnx', 'tf2onnx', 'kerasface.data', 'kerasface.export') "
+        "if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert result.stdout == "FaceModel []\n", result.stderr[-2000:]
 
 
 def test_subpackages_are_attributes_of_kerasface():
@@ -225,5 +233,5 @@ def test_subpackages_are_attributes_of_kerasface():
     assert kerasface.distribute.__name__ == "kerasface.distribute" and callable(kerasface.train.train)
     assert callable(kerasface.checkpoints.atomic_path) and callable(kerasface.zoo.build)
     assert set(kerasface.SUBMODULES) <= set(dir(kerasface))
-    with pytest.raises(AttributeError, match="has no attribute 'evaluation'. Its subpackages: align, backbones"):
+    with pytest.raises(AttributeError, match="has no attribute 'evaluation'. Its subpackages: align, callbacks, convert, backbones"):
         kerasface.evaluation

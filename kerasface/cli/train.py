@@ -4,7 +4,11 @@
 def register(subparsers):
     parser = subparsers.add_parser("train", help="train a recipe on a folder of identity folders or Fashion-MNIST")
     parser.add_argument("recipe", help="a recipe name (kerasface zoo lists them)")
-    parser.add_argument("--data", required=True, help="folder of identity folders, or 'fashion-mnist'")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="folder of identity folders, an insightface train.rec (or the folder holding it), or 'fashion-mnist'",
+    )
     parser.add_argument("--out", default="runs/train", help="output directory (default: runs/train)")
     parser.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
     parser.add_argument(
@@ -21,6 +25,20 @@ def register(subparsers):
         help="change a recipe field, VALUE in JSON, e.g. --set 'input_shape=[56,48,3]' --set embedding_dim=128 "
         "(repeatable)",
     )
+    parser.add_argument(
+        "--verify",
+        nargs="+",
+        metavar="BIN",
+        help="insightface .bin pair sets (lfw.bin cfp_fp.bin agedb_30.bin) to verify on during training, or 'auto' "
+        "for the .bin files beside train.rec; logs verification.csv and keeps best.keras",
+    )
+    parser.add_argument("--verify-every", type=positive_int, default=2000, help="steps between verifications (2000)")
+    parser.add_argument("--lr", type=float, help="the schedule's first learning rate (the others scale with it)")
+    parser.add_argument(
+        "--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"), help="mixed precision (default float32)"
+    )
+    parser.add_argument("--devices", type=positive_int, help="train data-parallel on this many GPUs")
+    parser.add_argument("--sample-rate", type=float, help="Partial FC: the share of classes sampled per step (0, 1]")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --out exactly")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
@@ -43,10 +61,19 @@ def run(args):
     from kerasface import zoo
     from kerasface.train import train
 
-    fields = check_fields(zoo.recipe(args.recipe), args.set)
+    spec = zoo.recipe(args.recipe)
+    fields = check_fields(spec, args.set)
+    if args.sample_rate is not None:
+        if spec.head is None:
+            raise ValueError(f"--sample-rate is for margin heads; recipe {args.recipe!r} trains a metric loss.")
+        fields["head_args"] = {**fields.get("head_args", spec.head_args), "sample_rate": args.sample_rate}
+    verify = None
+    if args.verify:
+        verify = "auto" if args.verify == ["auto"] else args.verify
     model, history = train(
         args.recipe, args.data, args.out, epochs=args.epochs, resume=args.resume, batch_size=args.batch_size,
-        seed=args.seed, **fields,
+        seed=args.seed, verify=verify, verify_every=args.verify_every, learning_rate=args.lr,
+        precision=args.precision, devices=args.devices, **fields,
     )
     last = {key: round(values[-1], 4) for key, values in history.history.items()}
     print(f"trained {args.recipe}: {last}; wrote {args.out}/model.keras and {args.out}/embedder.keras")

@@ -139,6 +139,19 @@ class Recipe:
             )
         return max(1, self.dataset_size // self.batch_size)
 
+    def first_learning_rate(self):
+        """The schedule's first rate (after any warm-up)."""
+        args = self.schedule_args
+        return args["learning_rate"] if "learning_rate" in args else args["values"][0]
+
+    def with_learning_rate(self, learning_rate):
+        """This recipe with every rate of its schedule scaled so that the first is `learning_rate`."""
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ValueError(
+                f"Recipe {self.name!r}: learning_rate must be a number > 0. Received: learning_rate={learning_rate!r}"
+            )
+        return dataclasses.replace(self, schedule_args=_scaled_rates(self.schedule_args, learning_rate / self.first_learning_rate()))
+
     def for_batch_size(self, batch_size):
         """This recipe at another global batch, by the linear scaling rule.
 
@@ -162,12 +175,7 @@ class Recipe:
                 )
             changes["identities_per_batch"] = batch_size // self.images_per_identity
         ratio = batch_size / self.batch_size
-        args = dict(self.schedule_args)
-        for key in ("learning_rate", "warmup_start"):
-            if key in args:
-                args[key] = args[key] * ratio
-        if "values" in args:
-            args["values"] = [value * ratio for value in args["values"]]
+        args = _scaled_rates(self.schedule_args, ratio)
         if self.schedule_unit == "step":
             for key in ("warmup", "decay_steps"):
                 if key in args:
@@ -207,3 +215,14 @@ class Recipe:
             preprocessing = {k: tuple(v) if isinstance(v, list) else v for k, v in preprocessing.items()}
             config["preprocessing"] = Preprocessing(**preprocessing)
         return cls(**config)
+
+
+def _scaled_rates(schedule_args, factor):
+    """`schedule_args` with every learning rate in it (first rate, warm-up start, piecewise values) times `factor`."""
+    args = dict(schedule_args)
+    for key in ("learning_rate", "warmup_start"):
+        if key in args:
+            args[key] = args[key] * factor
+    if "values" in args:
+        args["values"] = [value * factor for value in args["values"]]
+    return args

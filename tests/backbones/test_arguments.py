@@ -10,8 +10,8 @@ from kerasface import backbones
     "build, valid",
     [
         (lambda: backbones.sphereface(18), "4, 10, 20, 36, 64"),
-        (lambda: backbones.iresnet(20), "18, 34, 50, 100"),
-        (lambda: backbones.iresnet("50"), "18, 34, 50, 100"),
+        (lambda: backbones.iresnet(20), "18, 34, 50, 100, 200"),
+        (lambda: backbones.iresnet("50"), "18, 34, 50, 100, 200"),
     ],
 )
 def test_unknown_depth_lists_the_valid_ones(build, valid):
