@@ -122,7 +122,13 @@ def resumed_epoch(backup):
     metadata = Path(backup) / "training_metadata.json"
     if not metadata.exists():
         return 0
-    return int(json.loads(metadata.read_text())["epoch"])
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"The backup {str(metadata)!r} is damaged ({type(error).__name__}: {error}); training cannot resume "
+            "from it. Remove the backup folder to start again."
+        ) from error
 
 
 def train(

@@ -140,6 +140,14 @@ class FaceModel(keras.Model):
                 )
             if not (np.issubdtype(images.dtype, np.number)):
                 raise ValueError(f"Images must be numeric (uint8 or float, 0-255). Received dtype {images.dtype}.")
+            if len(images) == 0:
+                raise ValueError(f"{self.name} needs at least one image. Received shape {images.shape}.")
+            if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+                bad = np.argwhere(~np.isfinite(images))[0]
+                raise ValueError(
+                    f"{self.name}: images must be finite pixel values (0-255). Received NaN or infinity in image "
+                    f"{bad[0]} at (row, column, channel) {tuple(int(i) for i in bad[1:])}."
+                )
         if labels is not None and self.head is not None and isinstance(labels, np.ndarray):
             check_labels(labels, self.head.num_classes, self.name)
 

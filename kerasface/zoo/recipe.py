@@ -106,6 +106,11 @@ class Recipe:
             )
         if self.head is not None and self.metric_loss is not None:
             raise ValueError(f"{where}: give a head or a metric_loss, not both.")
+        if not self.center_loss_weight >= 0 or not 0 < self.center_loss_alpha <= 1:
+            raise ValueError(
+                f"{where}: center_loss_weight must be >= 0 and center_loss_alpha in (0, 1]. Received: "
+                f"center_loss_weight={self.center_loss_weight}, center_loss_alpha={self.center_loss_alpha}"
+            )
         if self.center_loss_weight and self.head is None:
             raise ValueError(f"{where}: centre loss is trained jointly with a softmax head; set head.")
         for name in ("embedding_dim", "num_classes", "batch_size"):
