@@ -216,12 +216,15 @@ class CosineMarginHead(Head):
         than `W` normalised first: the same cosines, but the elementwise work
         forward and backward is on the (batch, classes) product instead of the
         (dim, classes) kernel (bench/speed_bench.py, heads group). An all-zero
-        embedding (or class weight) has cosine 0 to every class and a zero,
-        finite gradient (`safe_norm`).
+        embedding has cosine 0 to every class and finite gradients
+        (`safe_norm`, which leaves other rows' values and gradients as
+        `ops.norm` gives them, to the bit on TensorFlow); the kernel keeps
+        the plain norm, so an all-zero class weight (a kernel initialised
+        to zeros) is not supported.
         """
-        embedding_norms, inverse_embedding_norms = safe_norm(embeddings, axis=1)
-        kernel_norms, inverse_kernel_norms = safe_norm(kernel, axis=0)
-        cosine = ops.matmul(embeddings * inverse_embedding_norms, kernel) * inverse_kernel_norms
+        embedding_norms, embedding_divisors = safe_norm(embeddings, axis=1)
+        kernel_norms = ops.norm(kernel, axis=0, keepdims=True)
+        cosine = ops.matmul(embeddings / embedding_divisors, kernel) * (1.0 / ops.maximum(kernel_norms, 1e-12))
         if labels is not None:
             target_mask = ops.one_hot(labels, kernel.shape[-1], dtype=cosine.dtype)
             target_cosine = ops.sum(cosine * target_mask, axis=1)

@@ -6,17 +6,20 @@ DISTANCES = ("l2", "squared_l2", "angular")
 
 
 def safe_norm(x, axis, eps=1e-12):
-    """`(||x||, 1 / ||x||)` along `axis` (kept), with finite gradients everywhere.
+    """`(||x||, divisor)` along `axis` (kept), with finite gradients everywhere.
 
-    Where `||x|| <= eps` (an all-zero row or column) both are 0 and so are
-    their gradients: `x / ||x||` has no derivative at `x = 0`, and the plain
-    `sqrt` and division give NaN there (0 * inf), in float32 and in the
-    float16 or bfloat16 gradients cast back from it.
+    `divisor` is `||x||`, or 1 where `||x|| <= eps` (an all-zero row or
+    column), so `x / divisor` is the unit vector, or `x` itself (about 0)
+    there, with a finite gradient; `||x||` is 0 there, with a zero gradient.
+    The plain norm gives NaN gradients at `x = 0` (0 * inf), in float32 and
+    in the float16 or bfloat16 gradients cast back from it. Elsewhere the
+    values are the plain norm's and the gradients equal up to rounding.
     """
-    squared = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    # x * x rather than square(x): the gradient then adds up as ops.norm's does (same rounding).
+    squared = ops.sum(x * x, axis=axis, keepdims=True)
     nonzero = squared > eps * eps
     root = ops.sqrt(ops.where(nonzero, squared, 1.0))
-    return ops.where(nonzero, root, 0.0), ops.where(nonzero, 1.0 / root, 0.0)
+    return ops.where(nonzero, root, 0.0), root
 
 
 def pairwise_distances(embeddings, distance="l2"):
@@ -32,7 +35,7 @@ def pairwise_distances(embeddings, distance="l2"):
     batch = ops.shape(embeddings)[0]
     off_diagonal = 1.0 - ops.eye(batch, dtype=embeddings.dtype)
     if distance == "angular":
-        unit = embeddings * safe_norm(embeddings, axis=1)[1]
+        unit = embeddings / safe_norm(embeddings, axis=1)[1]
         return ops.maximum(1.0 - ops.matmul(unit, ops.transpose(unit)), 0.0) * off_diagonal
     squared_norms = ops.sum(ops.square(embeddings), axis=1)
     squared = (
