@@ -351,3 +351,20 @@ def test_face_model_fit_updates_only_the_sampled_columns():
     # Positives always move; a negative's softmax share may be below float32 resolution.
     positives = np.unique(y)
     assert np.all(np.any(trained[:, positives] != kernel[:, positives], axis=0))
+
+
+@pytest.mark.backends
+def test_a_batch_with_more_classes_than_the_sample_stops_fit():
+    """Batch size unknown when traced (a dataset): 8 distinct classes, 4 sampled -> stop, naming Partial FC."""
+    import tensorflow as tf
+
+    from kerasface import zoo
+
+    model = zoo.build(
+        "lenetpp_arcface", num_classes=8, head_args={"scale": 16.0, "margin": 0.3, "sample_rate": 0.5},
+        steps_per_epoch=1,
+    )
+    images = np.random.default_rng(0).integers(0, 255, (8, 28, 28, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices((images, np.arange(8))).batch(8)
+    with pytest.raises(Exception, match=r"sample_rate=0.5(: 4 sampled classes| keeps 4 of 8 classes)"):
+        model.fit(data, epochs=1, verbose=0)

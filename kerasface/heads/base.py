@@ -206,7 +206,14 @@ class CosineMarginHead(Head):
                 f"Raise sample_rate or lower the batch size. Received: batch_size={batch_size}"
             )
         kernel = ops.take(self.kernel, self.sample_classes(labels), axis=1)
-        return self.cosine_logits(embeddings, kernel, self.sampled_labels(labels))
+        # A batch whose distinct classes outnumber the sample maps some labels past it: stop, also when traced.
+        sampled = assert_labels_in_range(
+            self.sampled_labels(labels),
+            self.num_sampled,
+            f"{type(self).__name__} (Partial FC, sample_rate={self.sample_rate}: {self.num_sampled} sampled classes, "
+            "fewer than the batch's distinct classes; raise sample_rate or lower the batch size), the sampled",
+        )
+        return self.cosine_logits(embeddings, kernel, sampled)
 
     def cosine_logits(self, embeddings, kernel, labels):
         """Scaled cosines to the columns of `kernel`, with the margin on
