@@ -37,6 +37,9 @@ SUBMODULES = (
 )
 
 
+from kerasface._startup import start_backend  # noqa: E402
+
+start_backend(show_all=bool(os.environ.get("KERASFACE_DEBUG")))
 # Registered with Keras' serialisation on import: a saved model names them.
 from kerasface import heads, layers, losses, optimizers, zoo  # noqa: E402,F401
 

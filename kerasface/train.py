@@ -44,7 +44,7 @@ def training_data(spec, data, seed=0, initial_epoch=0):
         data = (images, labels)
     height, width, channels = spec.input_shape
     if isinstance(data, tuple):
-        source, classes, class_names = data, int(np.max(data[1])) + 1, None
+        source, classes = data, int(np.max(data[1])) + 1
         if not spec.identities_per_batch:
             return data[0], data[1], classes, None, int(np.ceil(len(data[0]) / batch_size))
     else:

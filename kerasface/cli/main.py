@@ -10,14 +10,13 @@ back; `--debug` shows them.
 """
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
 import traceback
 import zipfile
 
 import kerasface
+from kerasface._startup import start_backend
 
 # Before TensorFlow is imported: its C++ logging reads this once. TensorFlow 2.21 logs its start-up through absl,
 # which ignores it (and has no variable of its own), so `_start_backend` also holds those lines back.
@@ -31,22 +30,6 @@ COMMANDS = (zoo, train, demo, align, evaluate, export, convert)
 EXIT_FAILED, EXIT_INPUT, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 70, 130
 
 # Lines of native start-up noise: they say nothing about the user's command.
-START_UP_NOTES = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "Could not find cuda drivers on your machine",
-    "failed call to cuInit",
-    "This TensorFlow binary is optimized to use available CPU instructions",
-    "To enable the following instructions:",
-    "Unable to register cuDNN factory",
-    "Unable to register cuFFT factory",
-    "Unable to register cuBLAS factory",
-    "computation placer already registered",
-    "TF-TRT Warning: Could not find TensorRT",
-    "An NVIDIA GPU may be present on this machine, but a CUDA-enabled jaxlib is not installed",
-    "Unable to initialize backend 'cuda'",
-    "Unable to initialize backend 'tpu'",
-)
 
 # Errors about what the user gave: a name, an argument, a file.
 INPUT_ERRORS = (
@@ -90,7 +73,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("KERASFACE_DEBUG", "") not in ("", "0")
     try:
-        _start_backend(show_all=debug)
+        start_backend(show_all=debug)
         return args.func(args)
     except KeyboardInterrupt:
         print(f"kerasface {args.command}: interrupted", file=sys.stderr)
@@ -170,50 +153,6 @@ def load_model_file(path, **kwargs):
         if str(path) not in message:
             message = f"{type(error).__name__}: {message}"
         raise ValueError(f"Could not load {where}: {message}") from error
-
-
-def _start_backend(show_all=False):
-    """Imports Keras and its backend with their native start-up lines held back (all shown with `show_all`)."""
-    if "keras" in sys.modules:
-        return
-    with contextlib.ExitStack() as stack:
-        if not show_all:
-            stack.enter_context(_native_stderr_filtered())
-        import keras  # noqa: F401
-
-        # The CUDA probe prints at the first device query, not at import.
-        if "tensorflow" in sys.modules:
-            sys.modules["tensorflow"].config.list_physical_devices()
-        elif "jax" in sys.modules:
-            sys.modules["jax"].devices()
-
-
-@contextlib.contextmanager
-def _native_stderr_filtered():
-    """Sends file descriptor 2 to a temporary file for the block, then prints its lines less `START_UP_NOTES`.
-
-    Native libraries write to the descriptor, not to `sys.stderr`; redirecting
-    the descriptor is the only way to hold their lines back.
-    """
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr descriptor (a detached process): nothing to filter
-        yield
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines = capture.read().decode("utf-8", "replace").splitlines()
-            kept = [line for line in lines if line.strip() and not any(note in line for note in START_UP_NOTES)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ import collections
 import dataclasses
 import os
 
-import keras
 import numpy as np
 
 from kerasface.convert import families, onnx_graph, torch_pickle

@@ -11,7 +11,6 @@ from kerasface.align.templates import crop_box
 from kerasface.data.folders import check_channels, image_folder_files
 from kerasface.data.images import (
     EXACT,
-    WRONG_SIZE,
     EpochOrder,
     FailureLog,
     check_sizes_op,

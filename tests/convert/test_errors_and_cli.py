@@ -3,7 +3,6 @@
 import io
 import os
 import pickle
-import shutil
 import zipfile
 from pathlib import Path
 
