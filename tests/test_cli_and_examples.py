@@ -68,6 +68,10 @@ def test_interrupted_training_resumes_where_it_stopped(tiny_faces, tmp_path):
     assert int(model.head.iteration) == 3 * steps  # the lambda counter went on too
     with open(out / "log.csv") as handle:
         assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1, 2]
+    # From a folder too, the resumed run sees the batches of an uninterrupted one: the same weights.
+    straight, _ = train("lenetpp_sphereface", str(tiny_faces), tmp_path / "straight", **settings)
+    for resumed, reference in zip(model.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(resumed, reference, rtol=1e-5, atol=1e-6)
 
 
 def test_train_command_writes_its_outputs_and_refuses_to_overwrite(tiny_faces, tmp_path, capsys):
