@@ -74,7 +74,8 @@ def measured_section(spec, lenetpp):
             + (" --open-set" if settings.get("open_set") else "")
             + " --json ../zoo/measured/lenetpp.json"
         )
-        return text + (
+        note = f"\n\n**Note:** {settings['note']}." if settings.get("note") else ""
+        return text + note + (
             f"\n\nMeasured with `{command}`; the recipe's full schedule is "
             f"`--train-size 60000` ({spec.steps:,} iterations)."
         )
