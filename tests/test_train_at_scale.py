@@ -91,3 +91,24 @@ def test_bad_scale_options_stop_before_anything_is_written(insightface_folder, t
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         train("mobilefacenet_arcface", insightface_folder, tmp_path / "run", epochs=1, **options)
     assert not (tmp_path / "run").exists()
+
+
+def test_two_devices_train_data_parallel(tmp_path):
+    """`devices=2` on two logical CPUs (TensorFlow: MirroredStrategy), in a fresh process."""
+    import subprocess
+    import sys
+
+    code = f"""
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from kerasface.train import train
+rng = np.random.default_rng(0)
+images, labels = rng.integers(0, 255, (64, 28, 28, 1)).astype("uint8"), np.arange(64) % 4
+model, history = train("lenetpp_softmax", (images, labels), {str(tmp_path / "run")!r}, epochs=1, batch_size=16,
+                       devices=2, verbose=0)
+print(model.distribute_strategy.num_replicas_in_sync, np.isfinite(history.history["loss"][-1]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**__import__("os").environ, "KERAS_BACKEND": "tensorflow"})
+    assert result.stdout.split()[-2:] == ["2", "True"], result.stderr[-3000:]
