@@ -2,7 +2,10 @@
 parameter counts measured by building it, and benchmark results (JSON).
 
 Usage:
-    python bench/model_cards.py [--lenetpp zoo/measured/lenetpp.json] [--out zoo]
+    python bench/model_cards.py [--lenetpp zoo/measured/lenetpp.json [more.json ...]] [--out zoo]
+
+With several --lenetpp files, a recipe's result comes from the last file that
+has it (each file keeps its own settings and hardware).
 """
 
 import argparse
@@ -69,10 +72,11 @@ def measured_section(spec, lenetpp):
         )
         command = (
             f"cd bench && python lenetpp_bench.py --train-size {settings['train_size']}"
+            + (f" --recipes {' '.join(settings['recipes'])}" if settings.get("recipes") else "")
             + (f" --steps {settings['steps']}" if settings.get("steps") else "")
             + (f" --epochs {settings['epochs']}" if settings.get("epochs") else "")
             + (" --open-set" if settings.get("open_set") else "")
-            + " --json ../zoo/measured/lenetpp.json"
+            + f" --json ../{lenetpp.get('file', 'zoo/measured/lenetpp.json')}"
         )
         note = f"\n\n**Note:** {settings['note']}." if settings.get("note") else ""
         return text + note + (
@@ -99,6 +103,7 @@ def notes_section(spec):
 
 
 def card(spec, params, lenetpp):
+    lenetpp = lenetpp.get(spec.name, {})
     embedder_params, head_params = params
     return f"""# `{spec.name}`
 
@@ -145,12 +150,17 @@ def count_params(spec):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lenetpp", default="zoo/measured/lenetpp.json")
+    parser.add_argument("--lenetpp", nargs="+", default=["zoo/measured/lenetpp.json", "zoo/measured/lenetpp_full.json"])
     parser.add_argument("--out", default="zoo")
     args = parser.parse_args(argv)
     from kerasface import zoo
 
-    lenetpp = json.loads(Path(args.lenetpp).read_text()) if Path(args.lenetpp).exists() else {}
+    lenetpp = {}  # recipe name -> the result file that measured it, with only that recipe's result
+    for path in map(Path, args.lenetpp):
+        if path.exists():
+            measured = json.loads(path.read_text())
+            for name, row in measured["results"].items():
+                lenetpp[name] = {**measured, "results": {name: row}, "file": str(path)}
     out = Path(args.out)
     out.mkdir(exist_ok=True)
     index = ["# Model cards\n", "| recipe | paper | embedder parameters |", "|---|---|---|"]
