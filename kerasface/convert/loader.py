@@ -389,6 +389,8 @@ def load_weights(model, path, recipe=None, head=None):
 
 
 def _head_kernel(head, weight, notes):
+    """sphereface_pytorch's AngleLinear weight is `(in_features, out_features)`; the head's rows are classes."""
+    weight = np.ascontiguousarray(weight.T)
     if head is None or not hasattr(head, "kernel"):
         notes.append("fc6.weight (the AngleLinear head) left out: no head given")
         return None

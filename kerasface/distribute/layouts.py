@@ -12,8 +12,8 @@ def head_parallel_layout(num_classes, devices=None, head="head", center_loss="ce
     """arcface_torch's model-parallel head as a `keras.distribution.ModelParallel`.
 
     The batch is split over `devices`, as in data parallelism, and so are the
-    classes: each device holds `num_classes / len(devices)` columns of the
-    head's kernel `(embedding_dim, num_classes)` (and the same rows of the
+    classes: each device holds `num_classes / len(devices)` rows of the
+    head's kernel `(num_classes, embedding_dim)` (and the same rows of the
     centre-loss centres), like Partial FC without sampling. XLA gathers the
     embeddings for the logits and reduces the softmax across devices. The
     backbone is replicated.
@@ -53,6 +53,6 @@ def head_parallel_layout(num_classes, devices=None, head="head", center_loss="ce
         )
     mesh = keras.distribution.DeviceMesh((len(devices),), axis_names=("batch",), devices=devices)
     layout_map = keras.distribution.LayoutMap(mesh)
-    layout_map[f"{head}/kernel"] = (None, "batch")
+    layout_map[f"{head}/kernel"] = ("batch", None)
     layout_map[f"{center_loss}/centers"] = ("batch", None)
     return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")

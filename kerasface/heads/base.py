@@ -36,9 +36,14 @@ def split_inputs(inputs):
 class Head(keras.layers.Layer):
     """Common parts of every head: input parsing, checks and the class kernel.
 
-    The kernel has shape `(embedding_dim, num_classes)`: one column per class.
-    Heads always compute in float32, also under a mixed-precision policy,
-    because margins on cosines near +-1 do not survive float16.
+    The kernel has shape `(num_classes, embedding_dim)`: one row per class, as
+    PyTorch's `nn.Linear` and insightface's Partial FC store it, so that a
+    sample of classes is a gather of rows and its update a scatter of rows
+    (contiguous in memory). A fan-dependent initializer (`he_normal`,
+    `lecun_uniform`) is given the fans of the product `x W^T`: fan-in is
+    `embedding_dim`, as for a `Dense` kernel. Heads always compute in
+    float32, also under a mixed-precision policy, because margins on cosines
+    near +-1 do not survive float16.
 
     Args:
         num_classes: number of identities, a positive integer.
@@ -72,8 +77,8 @@ class Head(keras.layers.Layer):
             raise ValueError(f"{type(self).__name__}: the embedding dimension must be known.")
         self.kernel = self.add_weight(
             name="kernel",
-            shape=(embeddings_shape[-1], self.num_classes),
-            initializer=self.kernel_initializer,
+            shape=(self.num_classes, embeddings_shape[-1]),
+            initializer=_class_rows_initializer(self.kernel_initializer),
             regularizer=self.kernel_regularizer,
         )
 
@@ -205,7 +210,7 @@ class CosineMarginHead(Head):
                 f"{self.num_classes} classes, fewer than the batch size, so the batch's classes may not fit. "
                 f"Raise sample_rate or lower the batch size. Received: batch_size={batch_size}"
             )
-        kernel = ops.take(self.kernel, self.sample_classes(labels), axis=1)
+        kernel = ops.take(self.kernel, self.sample_classes(labels), axis=0)
         # A batch whose distinct classes outnumber the sample maps some labels past it: stop, also when traced.
         sampled = assert_labels_in_range(
             self.sampled_labels(labels),
@@ -216,13 +221,13 @@ class CosineMarginHead(Head):
         return self.cosine_logits(embeddings, kernel, sampled)
 
     def cosine_logits(self, embeddings, kernel, labels):
-        """Scaled cosines to the columns of `kernel`, with the margin on
-        column `labels[i]` of row `i` unless `labels` is `None`.
+        """Scaled cosines to the rows of `kernel` (one per class), with the
+        margin on column `labels[i]` of row `i` unless `labels` is `None`.
 
-        The product `(x / ||x||) W` is scaled by `1 / ||W_j||` per column rather
+        The product `(x / ||x||) W^T` is scaled by `1 / ||W_j||` per class rather
         than `W` normalised first: the same cosines, but the elementwise work
         forward and backward is on the (batch, classes) product instead of the
-        (dim, classes) kernel (bench/speed_bench.py, heads group). An all-zero
+        (classes, dim) kernel (bench/speed_bench.py, heads group). An all-zero
         embedding has cosine 0 to every class and finite gradients
         (`safe_norm`, which leaves other rows' values and gradients as
         `ops.norm` gives them, to the bit on TensorFlow); the kernel keeps
@@ -230,10 +235,11 @@ class CosineMarginHead(Head):
         to zeros) is not supported.
         """
         embedding_norms, embedding_divisors = safe_norm(embeddings, axis=1)
-        kernel_norms = ops.norm(kernel, axis=0, keepdims=True)
-        cosine = ops.matmul(embeddings / embedding_divisors, kernel) * (1.0 / ops.maximum(kernel_norms, 1e-12))
+        kernel_norms = ops.expand_dims(ops.norm(kernel, axis=1), 0)
+        cosine = ops.matmul(embeddings / embedding_divisors, ops.transpose(kernel))
+        cosine = cosine * (1.0 / ops.maximum(kernel_norms, 1e-12))
         if labels is not None:
-            target_mask = ops.one_hot(labels, kernel.shape[-1], dtype=cosine.dtype)
+            target_mask = ops.one_hot(labels, kernel.shape[0], dtype=cosine.dtype)
             target_cosine = ops.sum(cosine * target_mask, axis=1)
             change = self.target_logit(target_cosine) - target_cosine
             cosine = cosine + target_mask * ops.expand_dims(change, 1)
@@ -244,7 +250,7 @@ class CosineMarginHead(Head):
 
         Every class among `labels`, then classes drawn uniformly without
         replacement from the others, each part in increasing order (the
-        kernel's columns are gathered several times faster in order). The
+        kernel's rows are gathered faster in order). The
         draw keeps the `num_sampled` largest keys: random ones below
         `_POSITIVE_KEY` for the other classes, `_POSITIVE_KEY` for the
         batch's. Static shape, so XLA compiles it once.
@@ -301,6 +307,20 @@ class CosineMarginHead(Head):
 
 # Keys of `sample_classes`: random ones lie in [0, _POSITIVE_KEY), the batch's above.
 _POSITIVE_KEY = 2**31 - 1
+
+
+def _class_rows_initializer(initializer):
+    """`initializer` for a `(num_classes, dim)` kernel with the fans of a `(dim, num_classes)` one.
+
+    Keras takes fan-in from a 2-D shape's first axis; the class rows put the
+    embedding dimension second, so a fan-in or fan-out variance scaling swaps
+    its mode (the same distribution, without building and transposing a copy).
+    """
+    if isinstance(initializer, keras.initializers.VarianceScaling) and initializer.mode != "fan_avg":
+        config = initializer.get_config()
+        config["mode"] = "fan_out" if initializer.mode == "fan_in" else "fan_in"
+        return keras.initializers.VarianceScaling.from_config(config)
+    return initializer
 
 
 def _flat_labels(labels):

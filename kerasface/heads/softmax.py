@@ -6,7 +6,7 @@ from kerasface.heads.base import Head
 
 @keras.saving.register_keras_serializable(package="kerasface")
 class Softmax(Head):
-    """The plain linear classifier `x W + b`, the baseline of every paper.
+    """The plain linear classifier `x W^T + b`, the baseline of every paper.
 
     Labels are accepted (so every head is called the same way) and ignored.
 
@@ -31,7 +31,7 @@ class Softmax(Head):
             self.bias = self.add_weight(name="bias", shape=(self.num_classes,), initializer="zeros")
 
     def head_logits(self, embeddings, labels):
-        logits = ops.matmul(embeddings, self.kernel)
+        logits = ops.matmul(embeddings, ops.transpose(self.kernel))
         return logits + self.bias if self.use_bias else logits
 
     def get_config(self):
