@@ -52,9 +52,9 @@ def test_annealed_target_is_the_weighted_mean_of_cos_and_psi():
     x, y = rng.normal(size=(6, 4)).astype("float32"), np.array([0, 1, 2, 0, 1, 2])
     head = heads.LSoftmax(3, margin=2, lambda_base=10.0, lambda_gamma=0.0, lambda_min=0.0)
     logits = keras.ops.convert_to_numpy(head([x, y], training=True))
-    w = keras.ops.convert_to_numpy(head.kernel)
-    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
-    norms = np.linalg.norm(x, axis=1, keepdims=True) * np.linalg.norm(w, axis=0)
+    w = keras.ops.convert_to_numpy(head.kernel)  # (classes, dim): one row per class
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T
+    norms = np.linalg.norm(x, axis=1, keepdims=True) * np.linalg.norm(w, axis=1)
     theta = np.arccos(np.clip(cos, -1, 1))
     k = np.floor(2 * theta / math.pi)
     psi = (-1) ** k * np.cos(2 * theta) - 2 * k
@@ -127,10 +127,10 @@ def test_finite_at_cos_plus_minus_one_with_100k_classes_in_float16(name):
     head = ALL_HEADS[name](num_classes)
     head.build((4, dim))
     assert head.compute_dtype == "float32"
-    kernel = np.random.default_rng(4).normal(size=(dim, num_classes)).astype("float32")
+    kernel = np.random.default_rng(4).normal(size=(num_classes, dim)).astype("float32")
     head.kernel.assign(kernel)
     # Rows 0-1 sit exactly on their class weight (cos = 1), rows 2-3 exactly opposite (cos = -1).
-    x = np.stack([kernel[:, 7], kernel[:, 9], -kernel[:, 11], -kernel[:, 13]]).astype("float16")
+    x = np.stack([kernel[7], kernel[9], -kernel[11], -kernel[13]]).astype("float16")
     y = np.array([7, 9, 11, 13])
     loss, logits, grad_x, grad_w = head_loss_and_grads(head, x, y)
     assert grad_x.dtype == np.float16  # fed as float16, not a float32 copy
@@ -149,7 +149,7 @@ def test_arcface_gradient_matches_finite_differences():
     w = keras.ops.convert_to_numpy(head.kernel).astype("float64")
 
     def loss(xs):
-        cos = (xs / np.linalg.norm(xs, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
+        cos = (xs / np.linalg.norm(xs, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=1, keepdims=True)).T
         theta = np.arccos(cos[np.arange(3), y])
         logits = cos.copy()
         logits[np.arange(3), y] = np.where(

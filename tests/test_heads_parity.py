@@ -24,9 +24,15 @@ CASES = {
 
 
 def run_head(head, reference):
+    """Loss, logits and gradients of `head` on the fixture, the kernel gradient in the fixture's layout.
+
+    The fixture's `W` is `(dim, classes)`, one column per class; the head's
+    kernel is `(classes, dim)`, one row per class.
+    """
     head.build(reference["embeddings"].shape)
-    head.kernel.assign(reference["W"].astype("float32"))
-    return head_loss_and_grads(head, reference["embeddings"], reference["labels"])
+    head.kernel.assign(reference["W"].T.astype("float32"))
+    loss, logits, grad_x, grad_kernel = head_loss_and_grads(head, reference["embeddings"], reference["labels"])
+    return loss, logits, grad_x, grad_kernel.T
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
