@@ -54,14 +54,14 @@ def caffe_forward(x, weight, labels, margin, lam, normalise_weight):
 
 
 def run_steps(head, x, y, steps):
-    """Trains `head` for `steps` calls; returns the lambda and logits of each."""
+    """Trains `head` for `steps` calls; returns its kernel (one row per class, as Caffe's blob) and the lambda and logits of each."""
     head.build(x.shape)
     kernel = keras.ops.convert_to_numpy(head.kernel)
     lambdas, logits = [], []
     for _ in range(steps):
         logits.append(keras.ops.convert_to_numpy(head([x, y], training=True)))
         lambdas.append(float(keras.ops.convert_to_numpy(head.annealing_lambda())))
-    return kernel.T, np.array(lambdas), logits
+    return kernel, np.array(lambdas), logits
 
 
 SPHEREFACE_PROTOTXT = dict(base=1000.0, gamma=0.12, power=1.0, lambda_min=5.0)
@@ -115,7 +115,7 @@ def test_first_fit_step_uses_lambda_of_step_one():
     head = heads.SphereFace(3, lambda_base=10.0, lambda_gamma=1.0, lambda_min=0.0)
     model = keras.Model([features, labels], head([features, labels]))
     model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    weight = keras.ops.convert_to_numpy(head.kernel).T
+    weight = keras.ops.convert_to_numpy(head.kernel)
     loss = model.fit([x, y], y, batch_size=8, epochs=1, verbose=0).history["loss"][0]
     assert int(keras.ops.convert_to_numpy(head.iteration)) == 1
 

@@ -268,9 +268,9 @@ def test_sphereface_first_step_uses_iteration_one():
     embeddings = np.array([[0.6, -1.3, 0.4]], dtype="float32")
     labels = np.array([1], dtype="int32")
     logits = np.asarray(head([embeddings, labels], training=True))
-    kernel = np.asarray(head.kernel)
+    kernel = np.asarray(head.kernel)  # (classes, dim): one row per class
     norm = np.linalg.norm(embeddings[0])
-    cosine = embeddings[0] @ (kernel / np.linalg.norm(kernel, axis=0, keepdims=True)) / norm
+    cosine = (kernel / np.linalg.norm(kernel, axis=1, keepdims=True)) @ embeddings[0] / norm
     lam = val(SF, "first_step_lambda")
     expected = norm * (lam * cosine[1] + _psi(cosine[1], 4)) / (1.0 + lam)
     np.testing.assert_allclose(logits[0, 1], expected, rtol=1e-4, err_msg=src(SF, "lambda_increment_first"))
