@@ -93,7 +93,7 @@ def test_sphere20a_with_its_head(small_sphere, file):
     images, expected = reference("sphere_small")
     assert_parity(model.embedder, images, expected)
     fc6 = convert.read_state_dict(FIXTURES / file)["fc6.weight"]
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), fc6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), fc6.T)  # AngleLinear: (in, out)
     assert any("BGR" in note for note in report.notes)
 
 
@@ -198,4 +198,4 @@ def test_zoo_build_loads_sphere20a_into_backbone_and_head(small_sphere):
     images, expected = reference("sphere_small")
     assert_parity(model.embedder, images, expected)
     fc6 = convert.read_state_dict(FIXTURES / "sphere_small.pth")["fc6.weight"]
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), fc6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), fc6.T)  # AngleLinear: (in, out)

@@ -69,7 +69,7 @@ def test_zoo_build_fits_sphereface20_to_the_port(caffe_sphere):
     images, expected = reference("sphere_small")
     assert_parity(model.embedder, images, expected)
     fc6 = convert.read_state_dict(FIXTURES / "sphere_small_legacy.pth")["fc6.weight"]
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), fc6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), fc6.T)  # AngleLinear: (in, out)
 
 
 def test_sphere20a_with_zero_residual_biases_keeps_the_papers_layout(caffe_sphere):
