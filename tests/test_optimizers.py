@@ -19,7 +19,7 @@ from kerasface import zoo
 from kerasface.optimizers import SGD
 
 STEPS = 5
-SHAPES = {"dense/kernel": (4, 3), "dense/bias": (3,), "prelu/alpha": (3,), "head/kernel": (3, 5)}
+SHAPES = {"dense/kernel": (4, 3), "dense/bias": (3,), "prelu/alpha": (3,), "head/kernel": (5, 3)}
 
 
 def rate(lr, t):

@@ -24,7 +24,7 @@ def test_distributions_train_like_one_device(jax_runs, distribution):
 def test_head_parallel_splits_the_classes(jax_runs):
     shards = json.loads((jax_runs / "jax_shards.json").read_text())
     assert shards["devices"] == 2
-    assert shards["head_kernel"] == [2, NUM_CLASSES // 2]
+    assert shards["head_kernel"] == [NUM_CLASSES // 2, 2]
     assert shards["centers"] == [NUM_CLASSES // 2, 2]
 
 
