@@ -26,7 +26,8 @@ Groups (`--groups`):
 
 Usage:
     python bench/speed_bench.py [--groups lenetpp sphere heads recipe_heads precision]
-        [--rounds 3] [--steps 8] [--sphere-steps 3] [--json out.json]
+        [--rounds 3] [--steps 8] [--sphere-steps 3] [--json out.json] [--torch-python PATH]
+    python bench/speed_bench.py --processes 10 [--tf-variant default other:VAR=VALUE]
 """
 
 import argparse
@@ -152,16 +153,19 @@ def cases(groups, steps, sphere_steps, accelerator):
 class Worker:
     """A `--worker` subprocess of one framework, fed cases as JSON lines."""
 
-    def __init__(self, framework):
+    def __init__(self, framework, torch_python=None, tf_env=None):
         env = dict(os.environ)
+        python = sys.executable
         if framework == "torch":
             # GNU OpenMP threads spin while waiting; on a shared machine that
             # costs PyTorch up to half its speed. Passive waiting is the stricter baseline.
             env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            python = torch_python or python
         else:
             env["KERAS_BACKEND"] = framework
+            env.update(tf_env or {})
         self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", framework],
+            [python, os.path.abspath(__file__), "--worker", framework],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -218,6 +222,23 @@ def describe_worker(framework):
     return {"hardware": f"{describe()}; devices {', '.join(devices)}", "accelerator": gpu}
 
 
+def runqueue_wait_seconds():
+    """Seconds this process's threads have spent runnable but waiting for a CPU (Linux; 0.0 elsewhere).
+
+    Time taken by other programs on a shared machine shows here, not in the
+    process's CPU time: a slow measurement with a large wait met a busy machine.
+    """
+    total = 0.0
+    tasks = "/proc/self/task"
+    for task in os.listdir(tasks) if os.path.isdir(tasks) else ():
+        try:
+            with open(f"{tasks}/{task}/schedstat") as file:
+                total += int(file.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):  # the thread ended, or no scheduler statistics
+            pass
+    return total
+
+
 def step_seconds(ends):
     """Durations of the steps after the first, from the times the steps ended."""
     return [b - a for a, b in itertools.pairwise(ends)]
@@ -254,8 +275,14 @@ def measure_torch(case, models):
         ends.append(time.perf_counter())
         cpu_ends.append(time.process_time())
 
+    waited = runqueue_wait_seconds()
     loss = trainer.fit(images, labels, case.batch_size, case.steps, on_step_end=on_step_end)
-    return {"step_seconds": step_seconds(ends), "cpu_seconds": step_seconds(cpu_ends), "loss": loss}
+    return {
+        "step_seconds": step_seconds(ends),
+        "cpu_seconds": step_seconds(cpu_ends),
+        "runqueue_seconds": runqueue_wait_seconds() - waited,
+        "loss": loss,
+    }
 
 
 def measure_keras(case, models):
@@ -277,10 +304,12 @@ def measure_keras(case, models):
         models[case] = model, images, labels
     model, images, labels = models[case]
     timer = step_timer()
+    waited = runqueue_wait_seconds()
     history = model.fit(images, labels, batch_size=case.batch_size, epochs=1, verbose=0, callbacks=[timer])
     return {
         "step_seconds": step_seconds(timer.ends),
         "cpu_seconds": step_seconds(timer.cpu_ends),
+        "runqueue_seconds": runqueue_wait_seconds() - waited,
         "loss": history.history["loss"][-1],
     }
 
@@ -335,7 +364,7 @@ def step_timer():
 
 def run(args):
     frameworks = sorted({case.framework for case in cases(args.groups, 1, 1, False)})
-    workers = {framework: Worker(framework) for framework in frameworks}
+    workers = {framework: Worker(framework, args.torch_python) for framework in frameworks}
     try:
         hardware = {name: worker.request({"describe": True}) for name, worker in workers.items()}
         accelerator = any(found["accelerator"] for found in hardware.values())
@@ -358,6 +387,59 @@ def run(args):
     if args.json:
         with open(args.json, "w") as file:
             json.dump({"cpu": cpu_description(), "hardware": hardware, "rows": rows}, file, indent=2)
+
+
+# === Spread over fresh processes (issue 13) ===
+
+
+def spread(args):
+    """`--processes N`: LeNet++ (b128) in N fresh pairs of worker processes, one ratio per pair.
+
+    A long-lived worker hides how much a framework's speed depends on the
+    process it happens to start in (thread placement, the machine's load at the
+    time); here every pair starts anew, measures PyTorch in both layouts and
+    each `--tf-variant` of kerasface in turn, and prints every process's ratio
+    over the faster PyTorch layout, then the minimum and median per variant.
+    A variant is `name` or `name:VAR=VALUE,VAR=VALUE` (environment of its worker).
+    """
+    variants = dict(parse_variant(text) for text in args.tf_variant)
+    steps = args.steps
+    torch_cases = [
+        Case("lenetpp", "torch", "torch", "lenetpp", 128, steps),
+        Case("lenetpp", "torch", "torch", "lenetpp", 128, steps, channels_last=True),
+    ]
+    keras_case = Case("lenetpp", "tensorflow", "recipe", "lenetpp_softmax", 128, steps)
+    print(f"CPU: {cpu_description()}; {args.processes} process pairs, {args.rounds} rounds of {steps} steps each")
+    print(f"{'pair':>4} {'variant':<12} {'images/s':>9} {'PyTorch':>8} {'ratio':>6} {'CPU ms':>7} {'wait ms':>7} {'load':>5}")
+    ratios = {name: [] for name in variants}
+    for pair in range(args.processes):
+        for name, env in variants.items():
+            workers = {"torch": Worker("torch", args.torch_python), "tensorflow": Worker("tensorflow", tf_env=env)}
+            replies = {case: [] for case in [*torch_cases, keras_case]}
+            try:
+                for _ in range(args.rounds):
+                    for case in replies:
+                        replies[case].append(workers[case.framework].request({"case": dataclasses.asdict(case)}))
+            finally:
+                for worker in workers.values():
+                    worker.close()
+            torch_speed = max(summarise(case, replies[case])["images_per_s"] for case in torch_cases)
+            row = summarise(keras_case, replies[keras_case])
+            ratios[name].append(row["images_per_s"] / torch_speed)
+            waited = statistics.median(r["runqueue_seconds"] / len(r["step_seconds"]) for r in replies[keras_case])
+            print(
+                f"{pair + 1:4d} {name:<12} {row['images_per_s']:9.1f} {torch_speed:8.1f} {ratios[name][-1]:6.2f} "
+                f"{row['cpu_ms']:7.0f} {1000 * waited:7.0f} {os.getloadavg()[0]:5.1f}",
+                flush=True,
+            )
+    for name, found in ratios.items():
+        print(f"{name}: ratio min {min(found):.2f}, median {statistics.median(found):.2f} over {len(found)} processes")
+
+
+def parse_variant(text):
+    name, _, settings = text.partition(":")
+    env = dict(setting.split("=", 1) for setting in settings.split(",") if setting)
+    return name, env
 
 
 def cpu_description():
@@ -449,10 +531,18 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=8, help="steps per LeNet++ measurement (heads take twice)")
     parser.add_argument("--sphere-steps", type=int, default=3, help="steps per sphereface20 measurement")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON"), help="interpreter with torch")
+    parser.add_argument("--processes", type=int, help="spread mode: LeNet++ in this many fresh worker pairs")
+    parser.add_argument(
+        "--tf-variant", nargs="+", default=["default"], help="spread mode: name[:VAR=VALUE,...] per TF worker"
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if args.worker:
         serve(args.worker)
+        return 0
+    if args.processes:
+        spread(args)
         return 0
     run(args)
     return 0
