@@ -2,16 +2,27 @@
 
 For every number of classes and sample rate, a fresh Python process trains an
 `ArcFace(num_classes, sample_rate=...)` head alone on random 512-d
-embeddings (one batch of 128, repeated) through `keras.Model.fit` with the loss `FaceModel`
-uses (`head.logits_and_labels`), and SGD with momentum 0.9 and weight decay
-5e-4 as in insightface's arcface_torch. It reports the median step time after
-the first (tracing) step, the resident memory once the kernel and the
-optimiser's momentum exist, the process's peak resident memory
-(`getrusage` maxrss), and both as ratios to the full head.
+embeddings (one batch of 128, repeated) through `keras.Model.fit` with the loss
+`FaceModel` uses (`head.logits_and_labels`), and arcface_torch's optimiser:
+SGD, momentum 0.9, weight decay 5e-4 added to the gradient, PyTorch's momentum
+form. A sampling head trains two ways: `rows`, `FaceModel`'s step
+(`SampledRowsTraining`: only the sampled rows and their momentum are read
+and written), and `dense`, Keras' own `train_step` (a dense kernel gradient,
+every row stepped).
+
+It reports the median step time after the first (tracing) step, the resident
+memory once the kernel and the optimiser's momentum exist, the process's
+peak resident memory (`getrusage` maxrss), both as ratios to the full head,
+and the floor: the resident memory before the head was built (Python and the
+backend) plus the arrays a step cannot do without. For a sampling head that
+is the kernel and its momentum, `2 C d` floats, plus the sampled rows, their
+gradient and the logits, `2 S d + B S`; for the full head the kernel, its
+momentum, its gradient and the logits, `3 C d + B C` (C classes, S sampled,
+d = 512, B = 128, float32).
 
 Usage:
     python bench/partial_fc_bench.py [--classes 10000 100000 1000000] [--rates 1 0.3 0.1]
-        [--steps 4] [--backend tensorflow|jax]
+        [--paths rows dense] [--steps 4] [--backend tensorflow|jax]
 """
 
 import argparse
@@ -56,14 +67,27 @@ def volunteer_for_the_oom_killer():
         score.write_text("1000")
 
 
-def measure(num_classes, sample_rate, steps, seed=0):
+def floor_mib(num_classes, num_sampled):
+    """MiB of the arrays a step can't do without (see the module docstring), float32."""
+    if num_sampled == num_classes:
+        floats = 3 * num_classes * EMBEDDING_DIM + BATCH_SIZE * num_classes
+    else:
+        floats = 2 * num_classes * EMBEDDING_DIM + 2 * num_sampled * EMBEDDING_DIM + BATCH_SIZE * num_sampled
+    return floats * 4 / 2**20
+
+
+def measure(num_classes, sample_rate, path, steps, seed=0):
     """Trains the head for `steps` steps in this process; returns the measurements."""
     import keras
     import numpy as np
 
-    from kerasface import heads
+    from kerasface import heads, optimizers
 
-    class HeadTrainer(keras.Model):
+    baseline_mib = resident_mib()
+    # `rows`: FaceModel's sampled-rows step; `dense`: Keras' own train_step.
+    base = (heads.SampledRowsTraining, keras.Model) if path == "rows" else (keras.Model,)
+
+    class HeadTrainer(*base):
         """Fits a head alone on given embeddings, with FaceModel's loss."""
 
         def __init__(self, head):
@@ -89,7 +113,7 @@ def measure(num_classes, sample_rate, steps, seed=0):
     head = heads.ArcFace(num_classes, sample_rate=sample_rate)
     head.build((None, EMBEDDING_DIM))
     model = HeadTrainer(head)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=5e-4))
+    model.compile(optimizer=optimizers.SGD(0.1, momentum=0.9, l2_decay=5e-4, momentum_style="pytorch"))
     model.optimizer.build(model.trainable_variables)
     setup_mib = resident_mib()
 
@@ -101,6 +125,7 @@ def measure(num_classes, sample_rate, steps, seed=0):
     model.fit(embeddings, labels, batch_size=BATCH_SIZE, epochs=1, shuffle=False, verbose=0, callbacks=[StepTimer()])
     return {
         "num_sampled": head.num_sampled,
+        "floor_mib": baseline_mib + floor_mib(num_classes, head.num_sampled),
         "step_s": statistics.median(times[1:]),
         "first_step_s": times[0],
         "setup_mib": setup_mib,
@@ -110,10 +135,10 @@ def measure(num_classes, sample_rate, steps, seed=0):
     }
 
 
-def run_worker(num_classes, sample_rate, steps, backend):
+def run_worker(num_classes, sample_rate, path, steps, backend):
     """`measure` in a fresh interpreter, so that each peak is its own."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, __file__, "--worker", str(num_classes), str(sample_rate), "--steps", str(steps)]
+    command = [sys.executable, __file__, "--worker", str(num_classes), str(sample_rate), path, "--steps", str(steps)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reason = "killed, out of memory?" if done.returncode == -9 else done.stderr.strip().splitlines()[-1:]
@@ -129,24 +154,24 @@ def ratio(row, full, key):
 
 
 def table(rows):
-    """Rows `((num_classes, rate), measurements)`, each rate-1.0 row first among its class count."""
+    """Rows `((num_classes, rate, path), measurements)`, each class count's full head first."""
     header = (
-        f"{'classes':>9}{'rate':>6}{'sampled':>9}{'step s':>9}{'x full':>8}{'setup MiB':>11}"
-        f"{'peak MiB':>10}{'x full':>8}{'peak-setup':>12}{'x full':>8}{'loss first->last':>20}"
+        f"{'classes':>9}{'rate':>6}{'path':>6}{'sampled':>9}{'step s':>9}{'x full':>8}{'setup MiB':>11}"
+        f"{'peak MiB':>10}{'x full':>8}{'floor MiB':>11}{'x floor':>9}{'loss first->last':>20}"
     )
     lines = [header]
     full_rows = {}
-    for (num_classes, rate), row in rows:
+    for (num_classes, rate, path), row in rows:
         if "error" in row:
-            lines.append(f"{num_classes:>9}{rate:>6}  {row['error']}")
+            lines.append(f"{num_classes:>9}{rate:>6}{path:>6}  {row['error']}")
             continue
         if rate == 1.0:
             full_rows[num_classes] = row
         full = full_rows.get(num_classes)
         lines.append(
-            f"{num_classes:>9}{rate:>6}{row['num_sampled']:>9}{row['step_s']:>9.3f}{ratio(row, full, 'step_s')}"
-            f"{row['setup_mib']:>11.0f}{row['peak_mib']:>10.0f}{ratio(row, full, 'peak_mib')}"
-            f"{row['transient_mib']:>12.0f}{ratio(row, full, 'transient_mib')}"
+            f"{num_classes:>9}{rate:>6}{path if rate < 1 else '-':>6}{row['num_sampled']:>9}{row['step_s']:>9.3f}"
+            f"{ratio(row, full, 'step_s')}{row['setup_mib']:>11.0f}{row['peak_mib']:>10.0f}"
+            f"{ratio(row, full, 'peak_mib')}{row['floor_mib']:>11.0f}{row['peak_mib'] / row['floor_mib']:>9.2f}"
             f"{row['first_loss']:>11.2f} -> {row['last_loss']:<5.2f}"
         )
     return "\n".join(lines)
@@ -156,29 +181,33 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--classes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--rates", type=float, nargs="+", default=[1.0, 0.3, 0.1], help="1.0 (full head) first")
+    parser.add_argument("--paths", nargs="+", default=["rows", "dense"], choices=["rows", "dense"],
+                        help="how a sampling head trains (see the module docstring)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps after the first")
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
-    parser.add_argument("--worker", nargs=2, metavar=("CLASSES", "RATE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("CLASSES", "RATE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         volunteer_for_the_oom_killer()
-        print(json.dumps(measure(int(args.worker[0]), float(args.worker[1]), args.steps)))
+        num_classes, rate, path = args.worker
+        print(json.dumps(measure(int(num_classes), float(rate), path, args.steps)))
         return 0
 
     print(
         f"CPU: {cpu_name()} ({os.cpu_count()} logical cores), {total_memory_gib():.1f} GiB RAM; "
         f"Keras backend {args.backend}; ArcFace {EMBEDDING_DIM}-d, batch {BATCH_SIZE}, "
-        f"SGD momentum 0.9 + weight decay; median of {args.steps} steps after the first"
+        f"SGD momentum 0.9 + weight decay 5e-4 (arcface_torch); median of {args.steps} steps after the first"
     )
     print(
         "setup = resident memory with the kernel and momentum built; peak = maxrss of the process; "
-        "rate 1.0 = the full head"
+        "floor = resident before the head + the arrays a step needs; rate 1.0 = the full head"
     )
     rows = []
     for num_classes in args.classes:
         for rate in args.rates:
-            rows.append(((num_classes, rate), run_worker(num_classes, rate, args.steps, args.backend)))
-            print(table(rows).splitlines()[-1], flush=True)
+            for path in args.paths if rate < 1 else ["rows"]:
+                rows.append(((num_classes, rate, path), run_worker(num_classes, rate, path, args.steps, args.backend)))
+                print(table(rows).splitlines()[-1], flush=True)
     print()
     print(table(rows))
     return 0

@@ -123,3 +123,126 @@ class Adagrad(CoupledL2Decay, keras.optimizers.Adagrad):
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad}
+
+
+def sampled_rows_unsupported(optimizer):
+    """Why `apply_with_sampled_rows` can't take `optimizer`, or `None` if it can.
+
+    The sampled-rows update writes out SGD's, Adam's and Adagrad's rules (with
+    `l2_decay` and Keras' `weight_decay`); gradient clipping, moving averages,
+    gradient accumulation and loss scaling act on all gradients at once and
+    are left to the dense path.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return "a LossScaleOptimizer (mixed_float16) scales every gradient at once"
+    if not isinstance(optimizer, tuple(_ROW_RULES)):
+        return f"{type(optimizer).__name__} is not SGD, Adam or Adagrad"
+    if getattr(optimizer, "amsgrad", False):
+        return "Adam(amsgrad=True) keeps a running maximum not written out for rows"
+    for option in ("clipnorm", "clipvalue", "global_clipnorm", "gradient_accumulation_steps"):
+        if getattr(optimizer, option, None) is not None:
+            return f"{option} acts on all gradients together"
+    if optimizer.use_ema:
+        return "use_ema averages every variable each step"
+    return None
+
+
+def apply_with_sampled_rows(optimizer, grads, variables, rows_variable, rows, row_gradients):
+    """One optimiser step in which `rows_variable` moves only at `rows`.
+
+    `grads` and `variables` go to `optimizer.apply` as usual. The rows
+    `rows_variable[rows]` (distinct indices) and the same rows of its slots
+    (momentum, Adam's moments, Adagrad's accumulator) take one step of the
+    optimiser's rule with `row_gradients`; the other rows and their slots are
+    not read or written: no weight decay, no momentum, as in arcface_torch's
+    Partial FC (v1), which copies the sampled rows and their momentum into the
+    optimiser and back (`partial_fc.py`, `prepare` and `update`). The rows
+    step uses the learning rate and step count of this step, then
+    `optimizer.apply` advances them once.
+
+    Statefully on TensorFlow (in-place `scatter_update` of the variables);
+    on JAX inside the caller's `StatelessScope`.
+    """
+    reason = sampled_rows_unsupported(optimizer)
+    if reason:
+        raise ValueError(f"apply_with_sampled_rows: {reason}. Received: optimizer={optimizer!r}")
+    if not optimizer.built:
+        raise ValueError(
+            "apply_with_sampled_rows needs an optimizer built on every variable, rows_variable included "
+            "(optimizer.build(model.trainable_variables)). Received: an unbuilt optimizer."
+        )
+    _update_rows(optimizer, rows_variable, rows, row_gradients)
+    if variables:
+        optimizer.apply(grads, variables)
+    else:
+        optimizer.iterations.assign_add(1)
+
+
+def gather_rows(variable, rows):
+    """`variable[rows]`; on TensorFlow read from the resource, without a read of the whole variable."""
+    if keras.backend.backend() == "tensorflow":
+        return variable.value.sparse_read(rows)
+    return ops.take(variable, rows, axis=0)
+
+
+def scatter_rows(variable, rows, values):
+    """`variable[rows] = values`, in place (TensorFlow's `scatter_update`, XLA's scatter on JAX)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        variable.value.scatter_update(tf.IndexedSlices(values, rows))
+    else:
+        variable.assign(variable.value.at[rows].set(values))
+
+
+def _update_rows(optimizer, variable, rows, gradient):
+    learning_rate = ops.cast(optimizer.learning_rate, variable.dtype)
+    weights = gather_rows(variable, rows)
+    gradient = ops.cast(gradient, variable.dtype)
+    if optimizer.weight_decay is not None and optimizer._use_weight_decay(variable):
+        # Keras' decoupled decay, applied before the update as `Optimizer.apply` does.
+        weights = weights - weights * ops.cast(optimizer.weight_decay, variable.dtype) * learning_rate
+    if isinstance(optimizer, CoupledL2Decay) and optimizer.decays(variable):
+        gradient = gradient + ops.cast(optimizer.l2_decay, variable.dtype) * weights
+    rule, slots = next((rule, slots) for kind, (rule, slots) in _ROW_RULES.items() if isinstance(optimizer, kind))
+    index = optimizer._get_variable_index(variable)
+    slot_variables = {name: getattr(optimizer, attribute)[index] for name, attribute in slots(optimizer).items()}
+    state = {name: gather_rows(slot, rows) for name, slot in slot_variables.items()}
+    weights, state = rule(optimizer, weights, gradient, learning_rate, state)
+    scatter_rows(variable, rows, weights)
+    for name, slot in slot_variables.items():
+        scatter_rows(slot, rows, state[name])
+
+
+def _sgd_rows(optimizer, w, g, lr, state):
+    if optimizer.momentum == 0:
+        return w - g * lr, state
+    momentum = ops.cast(optimizer.momentum, w.dtype)
+    if getattr(optimizer, "momentum_style", "caffe") == "pytorch":
+        b = state["momentum"] * momentum + g
+        return w - lr * b, {"momentum": b}
+    v = state["momentum"] * momentum - g * lr
+    step = v * momentum - g * lr if optimizer.nesterov else v
+    return w + step, {"momentum": v}
+
+
+def _adam_rows(optimizer, w, g, lr, state):
+    local_step = ops.cast(optimizer.iterations + 1, w.dtype)
+    beta_1, beta_2 = ops.cast(optimizer.beta_1, w.dtype), ops.cast(optimizer.beta_2, w.dtype)
+    alpha = lr * ops.sqrt(1 - ops.power(beta_2, local_step)) / (1 - ops.power(beta_1, local_step))
+    m = state["momentum"] + (g - state["momentum"]) * (1 - beta_1)
+    v = state["velocity"] + (ops.square(g) - state["velocity"]) * (1 - beta_2)
+    return w - m * alpha / (ops.sqrt(v) + optimizer.epsilon), {"momentum": m, "velocity": v}
+
+
+def _adagrad_rows(optimizer, w, g, lr, state):
+    accumulator = state["accumulator"] + ops.square(g)
+    return w - lr * g / ops.sqrt(accumulator + optimizer.epsilon), {"accumulator": accumulator}
+
+
+# Keras class -> (row rule, {state name: the optimizer's list of slot variables}).
+_ROW_RULES = {
+    keras.optimizers.SGD: (_sgd_rows, lambda opt: {"momentum": "momentums"} if opt.momentum != 0 else {}),
+    keras.optimizers.Adam: (_adam_rows, lambda opt: {"momentum": "_momentums", "velocity": "_velocities"}),
+    keras.optimizers.Adagrad: (_adagrad_rows, lambda opt: {"accumulator": "_accumulators"}),
+}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kerasface import heads, zoo
+from kerasface import optimizers as kf_optimizers
 from tests.gradients import head_loss_and_grads, value_and_grads
 
 pytestmark = pytest.mark.backends
@@ -44,7 +45,7 @@ def stateless_logits_and_labels(head, trainable, non_trainable, x, labels):
 
 
 def partial_fc_loss_and_grads(head, embeddings, labels):
-    """Like `head_loss_and_grads`, with the labels mapped to the sampled columns;
+    """Like `head_loss_and_grads`, with the labels mapped to the sampled classes;
     the seed state is read, not advanced."""
     if not head.built:
         head.build(embeddings.shape)
@@ -74,9 +75,9 @@ def twin_heads(name, num_classes, dim, **kwargs):
 
 
 def arcface_reference_loss(x, kernel, labels, scale, margin):
-    """Mean ArcFace cross-entropy over the columns of `kernel`, in float64 NumPy."""
+    """Mean ArcFace cross-entropy over the rows (classes) of `kernel`, in float64 NumPy."""
     x, kernel = x.astype("float64"), kernel.astype("float64")
-    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (kernel / np.linalg.norm(kernel, axis=0))
+    cos = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (kernel / np.linalg.norm(kernel, axis=1, keepdims=True)).T
     rows = np.arange(len(labels))
     theta = np.arccos(np.clip(cos[rows, labels], -1, 1))
     logits = cos.copy()
@@ -179,24 +180,25 @@ def test_partial_fc_loss_and_gradients_match_numpy():
     kernel = to_numpy(head.kernel)
 
     targets = np.argmax(classes[None, :] == y[:, None], axis=1)
-    expected_loss, expected_logits = arcface_reference_loss(x, kernel[:, classes], targets, scale, margin)
+    expected_loss, expected_logits = arcface_reference_loss(x, kernel[classes], targets, scale, margin)
     np.testing.assert_allclose(logits, expected_logits, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
 
     unsampled = np.setdiff1d(np.arange(1000), classes)
-    assert np.all(grad_kernel[:, unsampled] == 0)
-    # The sampled columns get the gradients of a 100-class head on those columns.
+    assert np.all(grad_kernel[unsampled] == 0)
+    # The sampled rows get the gradients of a 100-class head on those rows.
     small = heads.ArcFace(100, scale=scale, margin=margin)
     small.build(x.shape)
-    small.kernel.assign(kernel[:, classes])
+    small.kernel.assign(kernel[classes])
     small_loss, _, _, small_grad = head_loss_and_grads(small, x, targets)
     np.testing.assert_allclose(loss, small_loss, rtol=1e-6)
-    np.testing.assert_allclose(grad_kernel[:, classes], small_grad, rtol=1e-5, atol=1e-7)
-    assert np.all(np.abs(grad_kernel[:, classes]).max(axis=0) > 0)
+    np.testing.assert_allclose(grad_kernel[classes], small_grad, rtol=1e-5, atol=1e-7)
+    assert np.all(np.abs(grad_kernel[classes]).max(axis=1) > 0)
 
 
 def two_optimizer_steps(optimizer):
-    """Two steps of a sampling head on different batches: (kernels before/after each, samples)."""
+    """Two dense steps of a sampling head on different batches (a Keras optimiser given the
+    kernel's full gradient, as Keras' own train_step does): (kernels before/after each, samples)."""
     head = heads.CosFace(200, scale=16.0, sample_rate=0.05, seed=5)
     head.build((None, 8))
     optimizer.build([head.kernel])
@@ -218,30 +220,30 @@ def two_optimizer_steps(optimizer):
         (lambda: keras.optimizers.Adam(0.01), True),
     ],
 )
-def test_optimisers_leave_never_sampled_columns_alone(make, sampled_before_moves):
+def test_dense_steps_leave_never_sampled_rows_alone(make, sampled_before_moves):
     (w0, w1, w2), (first, second) = two_optimizer_steps(make())
     never = np.setdiff1d(np.arange(200), np.union1d(first, second))
     earlier_only = np.setdiff1d(first, second)
     assert len(never) > 150 and len(earlier_only) > 0
     not_first = np.setdiff1d(np.arange(200), first)
-    np.testing.assert_array_equal(w1[:, not_first], w0[:, not_first])
-    np.testing.assert_array_equal(w2[:, never], w0[:, never])
-    assert np.all(np.any(w1[:, first] != w0[:, first], axis=0))
-    moved = np.any(w2[:, earlier_only] != w1[:, earlier_only], axis=0)
+    np.testing.assert_array_equal(w1[not_first], w0[not_first])
+    np.testing.assert_array_equal(w2[never], w0[never])
+    assert np.all(np.any(w1[first] != w0[first], axis=1))
+    moved = np.any(w2[earlier_only] != w1[earlier_only], axis=1)
     assert np.all(moved) if sampled_before_moves else not np.any(moved)
 
 
-def test_momentum_moves_a_column_sampled_before_by_its_velocity():
+def test_dense_momentum_moves_a_row_sampled_before_by_its_velocity():
     (w0, w1, w2), (first, second) = two_optimizer_steps(keras.optimizers.SGD(0.5, momentum=0.9))
     earlier_only = np.setdiff1d(first, second)
     # Keras SGD: v <- 0.9 v - lr g, w <- w + v; a zero gradient leaves w2 - w1 = 0.9 (w1 - w0).
-    np.testing.assert_allclose(w2[:, earlier_only] - w1[:, earlier_only], 0.9 * (w1 - w0)[:, earlier_only], atol=1e-6)
+    np.testing.assert_allclose(w2[earlier_only] - w1[earlier_only], 0.9 * (w1 - w0)[earlier_only], atol=1e-6)
 
 
-def test_weight_decay_shrinks_unsampled_columns_without_changing_their_cosines():
+def test_dense_weight_decay_shrinks_unsampled_rows_without_changing_their_cosines():
     (w0, w1, _), (first, _) = two_optimizer_steps(keras.optimizers.SGD(0.5, weight_decay=0.01))
     unsampled = np.setdiff1d(np.arange(200), first)
-    np.testing.assert_allclose(w1[:, unsampled], w0[:, unsampled] * (1 - 0.5 * 0.01), rtol=1e-6)
+    np.testing.assert_allclose(w1[unsampled], w0[unsampled] * (1 - 0.5 * 0.01), rtol=1e-6)
 
 
 def test_eval_calls_use_every_class_and_the_original_labels():
@@ -333,7 +335,7 @@ def test_face_model_fit_reports_the_partial_fc_loss_and_accuracy():
     np.testing.assert_allclose(history.history["accuracy"][0], accuracy)
 
 
-def test_face_model_fit_updates_only_the_sampled_columns():
+def test_face_model_fit_updates_only_the_sampled_rows():
     model = partial_fc_lenet(40, 0.5, learning_rate=0.5)
     head = model.head
     rng = np.random.default_rng(11)
@@ -347,10 +349,10 @@ def test_face_model_fit_updates_only_the_sampled_columns():
     unsampled = np.setdiff1d(np.arange(40), sampled)
     assert len(unsampled) > 0
     trained = to_numpy(head.kernel)
-    np.testing.assert_array_equal(trained[:, unsampled], kernel[:, unsampled])
+    np.testing.assert_array_equal(trained[unsampled], kernel[unsampled])
     # Positives always move; a negative's softmax share may be below float32 resolution.
     positives = np.unique(y)
-    assert np.all(np.any(trained[:, positives] != kernel[:, positives], axis=0))
+    assert np.all(np.any(trained[positives] != kernel[positives], axis=1))
 
 
 @pytest.mark.backends
@@ -368,3 +370,163 @@ def test_a_batch_with_more_classes_than_the_sample_stops_fit():
     data = tf.data.Dataset.from_tensor_slices((images, np.arange(8))).batch(8)
     with pytest.raises(Exception, match=r"sample_rate=0.5(: 4 sampled classes| keeps 4 of 8 classes)"):
         model.fit(data, epochs=1, verbose=0)
+
+
+class HeadTrainer(heads.SampledRowsTraining, keras.Model):
+    """Fits a head alone on given embeddings with FaceModel's loss; `sampled_rows=False` is
+    Keras' own train_step (dense kernel gradients)."""
+
+    def __init__(self, head, sampled_rows=True):
+        super().__init__()
+        self.head = head
+        self.sampled_rows = sampled_rows
+
+    def call(self, embeddings):
+        return embeddings
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        logits, labels = self.head.logits_and_labels(y_pred, y, training)
+        return keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+
+    def train_step(self, *args):
+        if self.sampled_rows:
+            return super().train_step(*args)
+        return keras.Model.train_step(self, *args)
+
+
+NUM_CLASSES, DIM, BATCH, STEPS = 60, 6, 4, 3
+
+
+def fit_head(optimizer, sample_rate, sampled_rows=True, seed=20):
+    """`STEPS` steps of fit on a CosFace head: (trainer, initial kernel, embeddings, labels)."""
+    keras.utils.set_random_seed(seed)
+    head = heads.CosFace(NUM_CLASSES, scale=8.0, margin=0.2, sample_rate=sample_rate, seed=seed)
+    head.build((None, DIM))
+    trainer = HeadTrainer(head, sampled_rows)
+    trainer.compile(optimizer=optimizer)
+    x, y = batch(NUM_CLASSES, BATCH * STEPS, DIM, seed)
+    kernel = to_numpy(head.kernel).copy()
+    state = seed_state(head) if head.samples_classes else None
+    trainer.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    if state is not None:
+        head.seed_generator.state.assign(state)  # the trainer's draws can be replayed
+    return trainer, kernel, x, y
+
+
+@pytest.mark.parametrize("sample_rate", [1.0, 0.2])
+def test_sampled_rows_step_equals_keras_step_where_unsampled_rows_would_not_move(sample_rate):
+    """Plain SGD moves only rows with a gradient, so the sampled-rows step must equal Keras' own
+    (dense) step; at rate 1.0, with momentum and L2, the two are the same code path."""
+    make = (lambda: kf_optimizers.SGD(0.5)) if sample_rate < 1 else (
+        lambda: kf_optimizers.SGD(0.5, momentum=0.9, l2_decay=0.01)
+    )
+    rows, kernel, _, _ = fit_head(make(), sample_rate)
+    dense, dense_kernel, _, _ = fit_head(make(), sample_rate, sampled_rows=False)
+    np.testing.assert_array_equal(kernel, dense_kernel)
+    trained = to_numpy(rows.head.kernel)
+    assert np.abs(trained - kernel).max() > 1e-3
+    np.testing.assert_allclose(trained, to_numpy(dense.head.kernel), rtol=1e-5, atol=1e-6)
+
+
+def numpy_row_rule(name, w, g, state, lr, step):
+    """The references' update rules, written out: (new rows, new state)."""
+    if name == "caffe_sgd":  # Caffe SGDSolver::ComputeUpdateValue, wd 0.01 in the gradient
+        g = g + 0.01 * w
+        v = 0.9 * state.get("momentum", 0) - lr * g
+        return w + v, {"momentum": v}
+    if name == "torch_sgd":  # torch.optim.SGD(momentum=0.9, weight_decay=0.01)
+        g = g + 0.01 * w
+        b = 0.9 * state.get("momentum", 0) + g
+        return w - lr * b, {"momentum": b}
+    if name == "adamw":  # Keras AdamW: decay first, then Adam at step t (1-based)
+        w = w - w * 0.01 * lr
+        m = 0.9 * state.get("momentum", 0) + 0.1 * g
+        v = 0.999 * state.get("velocity", 0) + 0.001 * g * g
+        alpha = lr * math.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+        return w - alpha * m / (np.sqrt(v) + 1e-7), {"momentum": m, "velocity": v}
+    if name == "adagrad":  # TF1 Adagrad with an L2 loss of 0.01
+        g = g + 0.01 * w
+        accumulator = state.get("accumulator", 0.1) + g * g
+        return w - lr * g / np.sqrt(accumulator + 1e-7), {"accumulator": accumulator}
+    raise ValueError(name)
+
+
+ROW_OPTIMIZERS = {
+    "caffe_sgd": lambda lr: kf_optimizers.SGD(lr, momentum=0.9, l2_decay=0.01),
+    "torch_sgd": lambda lr: kf_optimizers.SGD(lr, momentum=0.9, l2_decay=0.01, momentum_style="pytorch"),
+    "adamw": lambda lr: keras.optimizers.AdamW(lr, weight_decay=0.01),
+    "adagrad": lambda lr: kf_optimizers.Adagrad(lr, l2_decay=0.01),
+}
+SLOTS = {"caffe_sgd": ("momentums",), "torch_sgd": ("momentums",), "adamw": ("_momentums", "_velocities"),
+         "adagrad": ("_accumulators",)}
+
+
+@pytest.mark.parametrize("name", sorted(ROW_OPTIMIZERS))
+def test_sampled_rows_step_matches_a_numpy_reference(name):
+    """Three fit steps at rate 0.2 with a learning rate that drops after the first: the sampled rows
+    and their optimiser state follow the reference rule on the gradient of a head of those rows
+    alone; every other row and its state stay as they were (arcface_torch's Partial FC v1)."""
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.3, 0.1])  # 0.3 at step 0 only
+    trainer, kernel, x, y = fit_head(ROW_OPTIMIZERS[name](schedule), 0.2)
+    head = trainer.head
+    expected, states, touched = kernel.astype("float64"), {}, set()
+    for step in range(STEPS):
+        xb, yb = x[step * BATCH : (step + 1) * BATCH], y[step * BATCH : (step + 1) * BATCH]
+        classes = to_numpy(head.sample_classes(yb))  # replays the trainer's draw
+        small = heads.CosFace(len(classes), scale=8.0, margin=0.2)
+        small.build((None, DIM))
+        small.kernel.assign(expected[classes].astype("float32"))
+        targets = np.searchsorted(np.unique(yb), yb)
+        *_, gradient = head_loss_and_grads(small, xb, targets)
+        lr = 0.3 if step == 0 else 0.1
+        for row, g in zip(classes, gradient.astype("float64")):
+            expected[row], states[row] = numpy_row_rule(name, expected[row], g, states.get(row, {}), lr, step + 1)
+        touched.update(classes.tolist())
+
+    trained = to_numpy(head.kernel)
+    touched = np.array(sorted(touched))
+    untouched = np.setdiff1d(np.arange(NUM_CLASSES), touched)
+    assert len(untouched) > 10
+    np.testing.assert_allclose(trained[touched], expected[touched], rtol=2e-5, atol=2e-6)
+    np.testing.assert_array_equal(trained[untouched], kernel[untouched])
+    optimizer = trainer.optimizer
+    index = optimizer._get_variable_index(head.kernel)
+    for attribute, key in zip(SLOTS[name], ("momentum", "velocity") if name == "adamw" else (None,)):
+        slot = to_numpy(getattr(optimizer, attribute)[index])
+        key = key or next(iter(states[touched[0]]))
+        reference = np.stack([states[row][key] for row in touched])
+        np.testing.assert_allclose(slot[touched], reference, rtol=2e-5, atol=1e-7)
+        initial = 0.1 if key == "accumulator" else 0.0
+        assert np.all(slot[untouched] == initial)
+    assert int(optimizer.iterations) == STEPS
+
+
+@pytest.mark.parametrize(
+    "optimizer, reason",
+    [
+        (lambda: keras.optimizers.SGD(0.1, clipnorm=1.0), "clipnorm acts on all gradients"),
+        (lambda: keras.optimizers.RMSprop(0.1), "RMSprop is not SGD, Adam or Adagrad"),
+        (lambda: keras.optimizers.Adam(0.1, amsgrad=True), "amsgrad"),
+    ],
+)
+def test_other_optimisers_train_densely_and_say_why(optimizer, reason):
+    with pytest.warns(UserWarning, match=f"Partial FC trains with dense kernel gradients.*{reason}"):
+        trainer, kernel, _, _ = fit_head(optimizer(), 0.2)
+    assert np.abs(to_numpy(trainer.head.kernel) - kernel).max() > 1e-4
+
+
+def test_sampled_rows_gradient_needs_exactly_one_training_call():
+    head = heads.ArcFace(20, sample_rate=0.5)
+    x, y = batch(20, 4, 6, seed=21)
+    head.build(x.shape)
+    delta = keras.ops.zeros((10, 6))
+    with pytest.raises(ValueError, match="no training call with labels ran inside sampled_rows_gradient"):
+        with head.sampled_rows_gradient(delta):
+            head(x)
+    with pytest.raises(ValueError, match="Received: a second training call inside the block"):
+        with head.sampled_rows_gradient(delta):
+            head.logits_and_labels(x, y, training=True)
+            head.logits_and_labels(x, y, training=True)
+    with pytest.raises(ValueError, match=r"needs sample_rate < 1 \(Partial FC\). Received: sample_rate=1.0"):
+        with heads.ArcFace(20).sampled_rows_gradient(delta):
+            pass

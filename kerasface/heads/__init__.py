@@ -3,6 +3,7 @@
 from kerasface.heads.additive import ArcFace, CombinedMargin, CosFace, NormFace, combined_margin
 from kerasface.heads.base import CosineMarginHead, Head
 from kerasface.heads.lsoftmax import ASoftmax, LSoftmax, SphereFace
+from kerasface.heads.partial_fc import SampledRowsTraining
 from kerasface.heads.softmax import Softmax
 
 AMSoftmax = CosFace
@@ -17,6 +18,7 @@ __all__ = [
     "Head",
     "LSoftmax",
     "NormFace",
+    "SampledRowsTraining",
     "Softmax",
     "SphereFace",
     "combined_margin",

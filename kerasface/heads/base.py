@@ -1,5 +1,6 @@
 """The base classes every classification head shares."""
 
+import contextlib
 import fractions
 import math
 
@@ -8,6 +9,7 @@ from keras import ops
 
 from kerasface._checks import assert_labels_in_range, check_finite, check_positive_int, check_rank
 from kerasface.losses.distances import safe_norm
+from kerasface.optimizers import gather_rows, scatter_rows
 
 # Gradients of arccos are infinite at +-1; inside this band the angle is
 # exact but its gradient is taken as zero (theta is not differentiable there).
@@ -75,12 +77,17 @@ class Head(keras.layers.Layer):
         check_rank(embeddings_shape, 2, type(self).__name__)
         if embeddings_shape[-1] is None:
             raise ValueError(f"{type(self).__name__}: the embedding dimension must be known.")
+        shape = (self.num_classes, embeddings_shape[-1])
+        initializer = _class_rows_initializer(self.kernel_initializer)
+        blocks = _initializer_blocks(initializer, shape)
         self.kernel = self.add_weight(
             name="kernel",
-            shape=(self.num_classes, embeddings_shape[-1]),
-            initializer=_class_rows_initializer(self.kernel_initializer),
+            shape=shape,
+            initializer="zeros" if blocks else initializer,
             regularizer=self.kernel_regularizer,
         )
+        for rows, block_initializer in blocks:
+            scatter_rows(self.kernel, ops.arange(rows.start, rows.stop), block_initializer((len(rows), shape[1])))
 
     def call(self, inputs, training=None):
         embeddings, labels = split_inputs(inputs)
@@ -147,14 +154,18 @@ class CosineMarginHead(Head):
     batch size may not exceed `num_sampled`, so that every class of the
     batch fits in the sample.
 
-    Only the sampled kernel columns get a gradient; the others get zeros
-    (dense on TensorFlow and JAX alike: the gradient of a gather along the
-    class axis is dense). Keras optimisers update those columns as follows.
-    Plain SGD leaves them unchanged. SGD with momentum, Adam and the like
-    leave unchanged the columns never sampled yet (their slots are zero) but
-    move a column sampled in earlier steps by its decaying momentum, as
-    PyTorch's SGD does in insightface's `PartialFC_V2`. Weight decay shrinks
-    every column every step; a cosine head's logits ignore column norms.
+    Only the sampled rows of the kernel take part in a step. `FaceModel`
+    (any model with `kerasface.heads.SampledRowsTraining`) differentiates
+    those rows alone and steps only them and their optimiser state, as
+    arcface_torch's Partial FC does: rows outside the sample, and their
+    momentum, are not touched (no decay either), and memory and time scale
+    with the sample (`docs/performance.md`). Trained by Keras' own
+    `train_step` instead (the fallback where that step does not apply), the
+    kernel gets a dense gradient, zero outside the sample, and the optimiser
+    updates every row: plain SGD leaves unsampled rows unchanged, but
+    momentum keeps moving a row sampled earlier (as PyTorch's SGD does in
+    insightface's `PartialFC_V2`) and weight decay shrinks every row (a
+    cosine head's logits ignore row norms).
 
     Args:
         num_classes: number of identities.
@@ -182,6 +193,8 @@ class CosineMarginHead(Head):
         self.seed = seed
         # Set while logits_and_labels calls the head (see head_logits).
         self._labels_follow_sample = False
+        # Set inside sampled_rows_gradient (see there).
+        self._row_delta = self._row_sample = None
         self.seed_generator = None
         if self.samples_classes:
             self.seed_generator = keras.random.SeedGenerator(seed)
@@ -210,7 +223,18 @@ class CosineMarginHead(Head):
                 f"{self.num_classes} classes, fewer than the batch size, so the batch's classes may not fit. "
                 f"Raise sample_rate or lower the batch size. Received: batch_size={batch_size}"
             )
-        kernel = ops.take(self.kernel, self.sample_classes(labels), axis=0)
+        classes = self.sample_classes(labels)
+        if self._row_delta is None:
+            kernel = ops.take(self.kernel, classes, axis=0)
+        else:
+            if self._row_sample.classes is not None:
+                raise ValueError(
+                    f"{type(self).__name__}: sampled_rows_gradient covers one training call; "
+                    "Received: a second training call inside the block."
+                )
+            # Differentiable in the delta alone: the gradient of the sampled rows, never a dense kernel's.
+            kernel = ops.stop_gradient(gather_rows(self.kernel, classes)) + self._row_delta
+            self._row_sample.classes = classes
         # A batch whose distinct classes outnumber the sample maps some labels past it: stop, also when traced.
         sampled = assert_labels_in_range(
             self.sampled_labels(labels),
@@ -284,6 +308,36 @@ class CosineMarginHead(Head):
         )
         return ops.sum(ops.cast(distinct_below, "int32"), axis=1)
 
+    @contextlib.contextmanager
+    def sampled_rows_gradient(self, delta):
+        """Partial FC's sampled rows made differentiable through `delta` alone.
+
+        Inside the block, the (one) training call with labels uses
+        `stop_gradient(kernel[classes]) + delta` as its class weights, with
+        `delta` a zero tensor of shape `(num_sampled, embedding_dim)`, so the
+        gradient to `delta` is the gradient of the sampled rows, and the
+        kernel itself gets none (no dense `(num_classes, dim)` zeros). Yields
+        a `SampledRows` whose `classes` are the rows that call used, for
+        `kerasface.optimizers.apply_with_sampled_rows`. `SampledRowsTraining`
+        (`kerasface.heads.partial_fc`) trains with it.
+        """
+        if not self.samples_classes:
+            raise ValueError(
+                f"{type(self).__name__}: sampled_rows_gradient needs sample_rate < 1 (Partial FC). "
+                f"Received: sample_rate={self.sample_rate}"
+            )
+        sample = SampledRows()
+        self._row_delta, self._row_sample = delta, sample
+        try:
+            yield sample
+        finally:
+            self._row_delta = self._row_sample = None
+        if sample.classes is None:
+            raise ValueError(
+                f"{type(self).__name__}: no training call with labels ran inside sampled_rows_gradient. "
+                "Received: a block that did not train the head."
+            )
+
     def logits_and_labels(self, embeddings, labels, training=False):
         self._labels_follow_sample = True
         try:
@@ -305,6 +359,12 @@ class CosineMarginHead(Head):
         return {**super().get_config(), "scale": self.scale, "sample_rate": self.sample_rate, "seed": self.seed}
 
 
+class SampledRows:
+    """The classes (kernel rows) of one Partial FC step, set by the head's training call."""
+
+    classes = None
+
+
 # Keys of `sample_classes`: random ones lie in [0, _POSITIVE_KEY), the batch's above.
 _POSITIVE_KEY = 2**31 - 1
 
@@ -317,10 +377,67 @@ def _class_rows_initializer(initializer):
     its mode (the same distribution, without building and transposing a copy).
     """
     if isinstance(initializer, keras.initializers.VarianceScaling) and initializer.mode != "fan_avg":
-        config = initializer.get_config()
-        config["mode"] = "fan_out" if initializer.mode == "fan_in" else "fan_in"
-        return keras.initializers.VarianceScaling.from_config(config)
+        # From the attributes: the configs of Glorot, He and LeCun hold only the seed.
+        return keras.initializers.VarianceScaling(
+            scale=initializer.scale,
+            mode="fan_out" if initializer.mode == "fan_in" else "fan_in",
+            distribution=initializer.distribution,
+            seed=initializer.get_config()["seed"],
+        )
     return initializer
+
+
+# Rows per block when a large kernel is initialised block by block (128 MiB at 512-d).
+_INIT_BLOCK_ROWS = 65536
+_ELEMENTWISE_INITIALIZERS = (
+    keras.initializers.VarianceScaling,
+    keras.initializers.RandomNormal,
+    keras.initializers.RandomUniform,
+    keras.initializers.TruncatedNormal,
+    keras.initializers.Constant,
+)
+
+
+def _initializer_blocks(initializer, shape):
+    """`[(rows, initializer of those rows)]` to fill a large kernel block by block, or `[]`.
+
+    TensorFlow draws a random initial value through several full-size
+    temporaries: a 1M x 512 kernel (2 GB) peaked at 6.9 GB before it was
+    built this way (3.2 GB after, `bench/partial_fc_bench.py`). Blocks keep
+    the whole kernel's distribution: a variance scaling keeps the fans of
+    the full shape, and each block of a seeded initializer has its own seed
+    (`seed + block`). Shape-structured initializers (orthogonal, identity)
+    and JAX, whose initial values have no such temporaries, are built whole.
+    """
+    if (
+        keras.backend.backend() != "tensorflow"
+        or shape[0] <= _INIT_BLOCK_ROWS
+        or not isinstance(initializer, _ELEMENTWISE_INITIALIZERS)
+    ):
+        return []
+    kind, config = type(initializer), initializer.get_config()
+    if isinstance(initializer, keras.initializers.VarianceScaling):
+        # Glorot, He, LeCun: their configs hold only the seed.
+        kind = keras.initializers.VarianceScaling
+        config = {"mode": initializer.mode, "distribution": initializer.distribution, "seed": config["seed"]}
+    blocks = []
+    for index, start in enumerate(range(0, shape[0], _INIT_BLOCK_ROWS)):
+        rows = range(start, min(start + _INIT_BLOCK_ROWS, shape[0]))
+        block = dict(config)
+        if config.get("seed") is not None:
+            block["seed"] = config["seed"] + index
+        if kind is keras.initializers.VarianceScaling:
+            # VarianceScaling divides `scale` by the fan of the shape it is given: keep the full shape's.
+            block["scale"] = initializer.scale * _fan(initializer.mode, (len(rows), shape[1])) / _fan(
+                initializer.mode, shape
+            )
+        blocks.append((rows, kind.from_config(block)))
+    return blocks
+
+
+def _fan(mode, shape):
+    fan_in, fan_out = shape
+    return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
 
 
 def _flat_labels(labels):

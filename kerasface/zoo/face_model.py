@@ -4,18 +4,21 @@ import keras
 import numpy as np
 
 from kerasface._checks import check_labels
+from kerasface.heads import SampledRowsTraining
 from kerasface.layers import CenterLoss
 from kerasface.zoo.recipe import HEADS, METRIC_LOSSES, Recipe
 from kerasface.zoo.schedules import AnnealingLogger, StopOnNaN, make_optimizer
 
 @keras.saving.register_keras_serializable(package="kerasface")
-class FaceModel(keras.Model):
+class FaceModel(SampledRowsTraining, keras.Model):
     """Images in, embeddings out; `fit` trains the embedder through the recipe's loss.
 
     Calling the model (or `predict`) gives embeddings. In `fit`, the model's
     `compute_loss` runs the head on the embeddings with the labels (margin
     logits into the compiled loss, plus the centre loss), or the metric loss
     on the embeddings directly. The head's accuracy is logged as `accuracy`.
+    A Partial FC head (`sample_rate < 1`) trains by its sampled rows only
+    (`SampledRowsTraining`).
     `embedder` is the plain image-to-embedding network to export.
 
     Args:
