@@ -68,8 +68,10 @@ def assert_labels_in_range(labels, num_classes, where, *after):
     the check is part of the graph, so the first bad batch of `fit` fails
     with the same message, naming the first offending label:
     - TensorFlow (`tf.function`): a `tf.debugging.Assert`, raised as
-      `InvalidArgumentError`. XLA drops asserts, so under
-      `jit_compile=True` (Keras' default on a GPU) the check does nothing.
+      `InvalidArgumentError`. XLA compiles no strings and drops asserts, so
+      under `jit_compile=True` (Keras' default on a GPU) a bad label turns
+      the floating tensors of `after` into NaN instead: the loss is NaN and
+      `FaceModel`'s `StopOnNaN` stops training at that step.
     - JAX (`jax.jit`): a `jax.debug.callback` that raises `ValueError`, run
       only when a label is bad (`lax.cond`); JAX raises it as a
       `JaxRuntimeError` whose message holds the `ValueError`'s.
@@ -102,11 +104,15 @@ def assert_labels_in_range(labels, num_classes, where, *after):
 
 def _tf_assert_labels(tensors, num_classes, where):
     import tensorflow as tf
+    from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
 
     flat = tf.reshape(tf.convert_to_tensor(tensors[0]), [-1])
     bad = tf.logical_or(flat < 0, flat >= tf.cast(num_classes, flat.dtype))
     if flat.dtype.is_floating:
         bad = tf.logical_or(bad, tf.logical_not(tf.equal(flat, tf.floor(flat))))
+    if GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+        poison = tf.where(tf.reduce_any(bad), float("nan"), 1.0)
+        return (tensors[0], *(t * tf.cast(poison, t.dtype) if t.dtype.is_floating else t for t in tensors[1:]))
     # A padded `False` keeps argmax defined on an empty batch.
     first = tf.argmax(tf.cast(tf.concat([bad, [False]], 0), tf.int32), output_type=tf.int32)
     value = tf.concat([flat, tf.zeros([1], flat.dtype)], 0)[first]

@@ -97,6 +97,24 @@ def test_face_model_fit_on_a_dataset_stops_at_a_bad_label():
         model.fit(dataset(x, labels, 4), epochs=1, verbose=0, shuffle=False)
 
 
+@pytest.mark.parametrize("sample_rate", [1.0, 0.8])
+def test_face_model_under_xla_trains_and_a_bad_label_stops_it(sample_rate):
+    """XLA (Keras' default on a GPU) compiles no asserts: valid labels train, a bad one gives a NaN
+    loss that StopOnNaN stops at, naming labels among the causes."""
+    from kerasface.zoo.face_model import FaceModel
+
+    features = keras.Input((6,))
+    embedder = keras.Model(features, keras.layers.Dense(4)(features))
+    model = FaceModel(embedder, heads.CosFace(5, sample_rate=sample_rate))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=True)
+    x = np.random.default_rng(3).normal(size=(8, 6)).astype("float32")
+    history = model.fit(dataset(x, np.array([0, 1, 2, 3, 4, 0, 1, 2]), 4), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"])) and history.history["loss"][1] > 0
+    expected = label_error(7, 5) if BACKEND == "jax" else r"loss is not finite.*outside \[0, num_classes\)"
+    with pytest.raises(Exception, match=expected):
+        model.fit(dataset(x, np.array([0, 1, 2, 3, 4, 0, 7, 1]), 4), epochs=1, verbose=0)
+
+
 def traced(fn):
     """`fn` compiled as fit compiles a step: tf.function on TensorFlow, jax.jit on JAX."""
     if BACKEND == "tensorflow":

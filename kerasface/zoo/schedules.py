@@ -156,5 +156,6 @@ class StopOnNaN(keras.callbacks.Callback):
             raise FloatingPointError(
                 f"Training stopped at step {step} (epoch {getattr(self, 'epoch', 0) + 1}, batch {batch + 1}): "
                 f"the loss is not finite. Received: {', '.join(bad)}. Lower the learning rate, check the "
-                "inputs for NaN/inf, or use a smaller loss weight for the term named."
+                "inputs for NaN/inf and the labels for values outside [0, num_classes) (which XLA, where "
+                "asserts don't run, turns into a NaN loss), or use a smaller loss weight for the term named."
             )
