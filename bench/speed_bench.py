@@ -410,7 +410,7 @@ def spread(args):
     ]
     keras_case = Case("lenetpp", "tensorflow", "recipe", "lenetpp_softmax", 128, steps)
     print(f"CPU: {cpu_description()}; {args.processes} process pairs, {args.rounds} rounds of {steps} steps each")
-    print(f"{'pair':>4} {'variant':<12} {'images/s':>9} {'PyTorch':>8} {'ratio':>6} {'CPU ms':>7} {'wait ms':>7} {'load':>5}")
+    print(f"{'pair':>4} {'variant':<12} {'images/s':>9} {'PyTorch':>8} {'ratio':>6} {'CPU ms':>7} {'wait ms':>7} {'PT CPU':>7} {'load':>5}")
     ratios = {name: [] for name in variants}
     for pair in range(args.processes):
         for name, env in variants.items():
@@ -423,13 +423,14 @@ def spread(args):
             finally:
                 for worker in workers.values():
                     worker.close()
-            torch_speed = max(summarise(case, replies[case])["images_per_s"] for case in torch_cases)
+            torch_row = max((summarise(case, replies[case]) for case in torch_cases), key=lambda r: r["images_per_s"])
+            torch_speed = torch_row["images_per_s"]
             row = summarise(keras_case, replies[keras_case])
             ratios[name].append(row["images_per_s"] / torch_speed)
             waited = statistics.median(r["runqueue_seconds"] / len(r["step_seconds"]) for r in replies[keras_case])
             print(
                 f"{pair + 1:4d} {name:<12} {row['images_per_s']:9.1f} {torch_speed:8.1f} {ratios[name][-1]:6.2f} "
-                f"{row['cpu_ms']:7.0f} {1000 * waited:7.0f} {os.getloadavg()[0]:5.1f}",
+                f"{row['cpu_ms']:7.0f} {1000 * waited:7.0f} {torch_row['cpu_ms']:7.0f} {os.getloadavg()[0]:5.1f}",
                 flush=True,
             )
     for name, found in ratios.items():
