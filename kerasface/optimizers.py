@@ -186,13 +186,31 @@ def gather_rows(variable, rows):
 
 
 def scatter_rows(variable, rows, values):
-    """`variable[rows] = values`, in place (TensorFlow's `scatter_update`, XLA's scatter on JAX)."""
+    """`variable[rows] = values`, in place: TensorFlow's `scatter_update`; on JAX a scatter
+    that reuses the variable's buffer (donated when called eagerly, XLA's in a jitted step)."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         variable.value.scatter_update(tf.IndexedSlices(values, rows))
-    else:
+        return
+    import jax
+
+    if isinstance(variable.value, jax.core.Tracer):
         variable.assign(variable.value.at[rows].set(values))
+    else:
+        variable.assign(_donated_row_update(variable.value, rows, values))
+
+
+def _set_rows(array, rows, values):
+    return array.at[rows].set(values)
+
+
+def _donated_row_update(array, rows, values):
+    import jax
+
+    global _donated_row_update
+    _donated_row_update = jax.jit(_set_rows, donate_argnums=0)
+    return _donated_row_update(array, rows, values)
 
 
 def _update_rows(optimizer, variable, rows, gradient):

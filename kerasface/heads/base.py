@@ -401,19 +401,15 @@ _ELEMENTWISE_INITIALIZERS = (
 def _initializer_blocks(initializer, shape):
     """`[(rows, initializer of those rows)]` to fill a large kernel block by block, or `[]`.
 
-    TensorFlow draws a random initial value through several full-size
-    temporaries: a 1M x 512 kernel (2 GB) peaked at 6.9 GB before it was
-    built this way (3.2 GB after, `bench/partial_fc_bench.py`). Blocks keep
-    the whole kernel's distribution: a variance scaling keeps the fans of
-    the full shape, and each block of a seeded initializer has its own seed
-    (`seed + block`). Shape-structured initializers (orthogonal, identity)
-    and JAX, whose initial values have no such temporaries, are built whole.
+    Random initial values are drawn through several full-size temporaries:
+    a 1M x 512 kernel (2 GB) peaked at 6.9 GB on TensorFlow and 8.2 GB on
+    JAX when built whole, 3.2 GB on TensorFlow in blocks (`/proc` resident
+    memory). Blocks keep the whole kernel's distribution: a variance
+    scaling keeps the fans of the full shape, and each block of a seeded
+    initializer has its own seed (`seed + block`). Shape-structured
+    initializers (orthogonal, identity) are built whole.
     """
-    if (
-        keras.backend.backend() != "tensorflow"
-        or shape[0] <= _INIT_BLOCK_ROWS
-        or not isinstance(initializer, _ELEMENTWISE_INITIALIZERS)
-    ):
+    if shape[0] <= _INIT_BLOCK_ROWS or not isinstance(initializer, _ELEMENTWISE_INITIALIZERS):
         return []
     kind, config = type(initializer), initializer.get_config()
     if isinstance(initializer, keras.initializers.VarianceScaling):
