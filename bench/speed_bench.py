@@ -400,6 +400,9 @@ def spread(args):
     time); here every pair starts anew, measures PyTorch in both layouts and
     each `--tf-variant` of kerasface in turn, and prints every process's ratio
     over the faster PyTorch layout, then the minimum and median per variant.
+    "wait ms" is the worker's thread time per step spent runnable but without a
+    CPU (other programs' load); "CPU x" compares CPU time per step, PyTorch's
+    over kerasface's, which that load disturbs far less than the wall clock.
     A variant is `name` or `name:VAR=VALUE,VAR=VALUE` (environment of its worker).
     """
     variants = dict(parse_variant(text) for text in args.tf_variant)
@@ -410,8 +413,9 @@ def spread(args):
     ]
     keras_case = Case("lenetpp", "tensorflow", "recipe", "lenetpp_softmax", 128, steps)
     print(f"CPU: {cpu_description()}; {args.processes} process pairs, {args.rounds} rounds of {steps} steps each")
-    print(f"{'pair':>4} {'variant':<12} {'images/s':>9} {'PyTorch':>8} {'ratio':>6} {'CPU ms':>7} {'wait ms':>7} {'PT CPU':>7} {'load':>5}")
+    print(f"{'pair':>4} {'variant':<12} {'images/s':>9} {'PyTorch':>8} {'ratio':>6} {'CPU ms':>7} {'wait ms':>7} {'PT CPU':>7} {'CPU x':>6} {'load':>5}")
     ratios = {name: [] for name in variants}
+    cpu_ratios = {name: [] for name in variants}
     for pair in range(args.processes):
         for name, env in variants.items():
             workers = {"torch": Worker("torch", args.torch_python), "tensorflow": Worker("tensorflow", tf_env=env)}
@@ -427,14 +431,20 @@ def spread(args):
             torch_speed = torch_row["images_per_s"]
             row = summarise(keras_case, replies[keras_case])
             ratios[name].append(row["images_per_s"] / torch_speed)
+            cpu_ratios[name].append(torch_row["cpu_ms"] / row["cpu_ms"])
             waited = statistics.median(r["runqueue_seconds"] / len(r["step_seconds"]) for r in replies[keras_case])
             print(
                 f"{pair + 1:4d} {name:<12} {row['images_per_s']:9.1f} {torch_speed:8.1f} {ratios[name][-1]:6.2f} "
-                f"{row['cpu_ms']:7.0f} {1000 * waited:7.0f} {torch_row['cpu_ms']:7.0f} {os.getloadavg()[0]:5.1f}",
+                f"{row['cpu_ms']:7.0f} {1000 * waited:7.0f} {torch_row['cpu_ms']:7.0f} {cpu_ratios[name][-1]:6.2f} "
+                f"{os.getloadavg()[0]:5.1f}",
                 flush=True,
             )
     for name, found in ratios.items():
-        print(f"{name}: ratio min {min(found):.2f}, median {statistics.median(found):.2f} over {len(found)} processes")
+        cpu = cpu_ratios[name]
+        print(
+            f"{name}: ratio min {min(found):.2f}, median {statistics.median(found):.2f} over {len(found)} processes; "
+            f"CPU time per step, PyTorch's over kerasface's: min {min(cpu):.2f}, median {statistics.median(cpu):.2f}"
+        )
 
 
 def parse_variant(text):
