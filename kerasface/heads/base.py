@@ -274,22 +274,33 @@ class CosineMarginHead(Head):
 
         Every class among `labels`, then classes drawn uniformly without
         replacement from the others, each part in increasing order (the
-        kernel's rows are gathered faster in order). The
-        draw keeps the `num_sampled` largest keys: random ones below
-        `_POSITIVE_KEY` for the other classes, `_POSITIVE_KEY` for the
-        batch's. Static shape, so XLA compiles it once.
+        kernel's rows are gathered faster in order). The draw keeps the
+        `num_sampled` largest keys, as arcface_torch's `torch.topk` does:
+        random ones below `_POSITIVE_KEY` for the other classes,
+        `_POSITIVE_KEY` for the batch's; a tie at the smallest kept key goes
+        to the lower class. Only that key is searched for (`_kth_largest`);
+        the rest is linear in the classes, with static shapes, so XLA
+        compiles it once.
         """
         labels = _flat_labels(labels)
-        counts = ops.scatter(ops.expand_dims(labels, 1), ops.ones_like(labels), (self.num_classes,))
-        random_keys = keras.random.randint(
-            (self.num_classes,), 0, _POSITIVE_KEY, dtype="int32", seed=self.seed_generator
-        )
-        keys = ops.where(counts > 0, _POSITIVE_KEY, random_keys)
-        classes = ops.top_k(keys, self.num_sampled)[1]
-        # One sort orders both parts: the batch's classes shifted below zero.
-        is_positive = ops.take(counts, classes) > 0
-        shifted = ops.sort(ops.where(is_positive, classes - self.num_classes, classes))
-        return ops.where(shifted < 0, shifted + self.num_classes, shifted)
+        num_classes, num_sampled = self.num_classes, self.num_sampled
+        counts = ops.scatter(ops.expand_dims(labels, 1), ops.ones_like(labels), (num_classes,))
+        is_positive = counts > 0
+        random_keys = keras.random.randint((num_classes,), 0, _POSITIVE_KEY, dtype="int32", seed=self.seed_generator)
+        keys = ops.where(is_positive, _POSITIVE_KEY, random_keys)
+        threshold = _kth_largest(keys, num_sampled)
+        above, tied = keys > threshold, keys == threshold
+        short = num_sampled - ops.sum(ops.cast(above, "int32"))
+        kept = ops.logical_or(above, ops.logical_and(tied, ops.cumsum(ops.cast(tied, "int32")) <= short))
+        # Each kept class's place: its rank among the positives, or after them among the kept negatives.
+        positives = ops.cast(is_positive, "int32")
+        negatives = ops.cast(ops.logical_and(kept, ops.logical_not(is_positive)), "int32")
+        place = ops.where(is_positive, ops.cumsum(positives), ops.sum(positives) + ops.cumsum(negatives)) - 1
+        # The classes not kept all land in one extra slot, dropped.
+        place = ops.where(kept, place, num_sampled)
+        return ops.scatter(ops.expand_dims(place, 1), ops.arange(num_classes, dtype="int32"), (num_sampled + 1,))[
+            :num_sampled
+        ]
 
     def sampled_labels(self, labels):
         """Each label's column in the sampled logits: how many distinct
@@ -434,6 +445,15 @@ def _initializer_blocks(initializer, shape):
 def _fan(mode, shape):
     fan_in, fan_out = shape
     return {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+
+
+def _kth_largest(keys, k):
+    """The k-th largest of 1-D int32 `keys`, by each backend's fastest search: a full
+    sort on JAX (1M keys, k = 100k: 0.08 s against top_k's 0.61 s on a 2-core EPYC),
+    top_k on TensorFlow (0.20 s against its sort's 0.40 s)."""
+    if keras.backend.backend() == "jax":
+        return ops.sort(keys)[keys.shape[0] - k]
+    return ops.top_k(keys, k)[0][k - 1]
 
 
 def _flat_labels(labels):
