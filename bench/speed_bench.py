@@ -413,7 +413,8 @@ def spread(args):
     ]
     keras_case = Case("lenetpp", "tensorflow", "recipe", "lenetpp_softmax", 128, steps)
     print(f"CPU: {cpu_description()}; {args.processes} process pairs, {args.rounds} rounds of {steps} steps each")
-    print(f"{'pair':>4} {'variant':<12} {'images/s':>9} {'PyTorch':>8} {'ratio':>6} {'CPU ms':>7} {'wait ms':>7} {'PT CPU':>7} {'CPU x':>6} {'load':>5}")
+    columns = ("images/s", "PyTorch", "ratio", "CPU ms", "wait ms", "PT CPU", "CPU x", "load")
+    print(f"{'pair':>4} {'variant':<12} " + " ".join(f"{column:>{width}}" for column, width in zip(columns, WIDTHS)))
     ratios = {name: [] for name in variants}
     cpu_ratios = {name: [] for name in variants}
     for pair in range(args.processes):
@@ -422,8 +423,8 @@ def spread(args):
             replies = {case: [] for case in [*torch_cases, keras_case]}
             try:
                 for _ in range(args.rounds):
-                    for case in replies:
-                        replies[case].append(workers[case.framework].request({"case": dataclasses.asdict(case)}))
+                    for case, found in replies.items():
+                        found.append(workers[case.framework].request({"case": dataclasses.asdict(case)}))
             finally:
                 for worker in workers.values():
                     worker.close()
@@ -445,6 +446,9 @@ def spread(args):
             f"{name}: ratio min {min(found):.2f}, median {statistics.median(found):.2f} over {len(found)} processes; "
             f"CPU time per step, PyTorch's over kerasface's: min {min(cpu):.2f}, median {statistics.median(cpu):.2f}"
         )
+
+
+WIDTHS = (9, 8, 6, 7, 7, 7, 6, 5)
 
 
 def parse_variant(text):
