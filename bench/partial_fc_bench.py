@@ -22,7 +22,10 @@ d = 512, B = 128, float32).
 
 Usage:
     python bench/partial_fc_bench.py [--classes 10000 100000 1000000] [--rates 1 0.3 0.1]
-        [--paths rows dense] [--steps 4] [--backend tensorflow|jax]
+        [--paths rows dense] [--steps 4] [--backend tensorflow|jax] [--jit-compile]
+
+`--jit-compile` compiles the TensorFlow step with XLA (JAX always does), which fuses
+the elementwise work of the margin and the optimiser into fewer temporaries.
 """
 
 import argparse
@@ -76,7 +79,7 @@ def floor_mib(num_classes, num_sampled):
     return floats * 4 / 2**20
 
 
-def measure(num_classes, sample_rate, path, steps, seed=0):
+def measure(num_classes, sample_rate, path, steps, jit_compile=False, seed=0):
     """Trains the head for `steps` steps in this process; returns the measurements."""
     import keras
     import numpy as np
@@ -113,7 +116,10 @@ def measure(num_classes, sample_rate, path, steps, seed=0):
     head = heads.ArcFace(num_classes, sample_rate=sample_rate)
     head.build((None, EMBEDDING_DIM))
     model = HeadTrainer(head)
-    model.compile(optimizer=optimizers.SGD(0.1, momentum=0.9, l2_decay=5e-4, momentum_style="pytorch"))
+    model.compile(
+        optimizer=optimizers.SGD(0.1, momentum=0.9, l2_decay=5e-4, momentum_style="pytorch"),
+        jit_compile=jit_compile or "auto",
+    )
     model.optimizer.build(model.trainable_variables)
     setup_mib = resident_mib()
 
@@ -135,10 +141,11 @@ def measure(num_classes, sample_rate, path, steps, seed=0):
     }
 
 
-def run_worker(num_classes, sample_rate, path, steps, backend):
+def run_worker(num_classes, sample_rate, path, steps, backend, jit_compile=False):
     """`measure` in a fresh interpreter, so that each peak is its own."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, __file__, "--worker", str(num_classes), str(sample_rate), path, "--steps", str(steps)]
+    command += ["--jit-compile"] if jit_compile else []
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reason = "killed, out of memory?" if done.returncode == -9 else done.stderr.strip().splitlines()[-1:]
@@ -184,19 +191,21 @@ def main(argv=None):
     parser.add_argument("--paths", nargs="+", default=["rows", "dense"], choices=["rows", "dense"],
                         help="how a sampling head trains (see the module docstring)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps after the first")
+    parser.add_argument("--jit-compile", action="store_true", help="XLA on TensorFlow too")
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"))
     parser.add_argument("--worker", nargs=3, metavar=("CLASSES", "RATE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         volunteer_for_the_oom_killer()
         num_classes, rate, path = args.worker
-        print(json.dumps(measure(int(num_classes), float(rate), path, args.steps)))
+        print(json.dumps(measure(int(num_classes), float(rate), path, args.steps, args.jit_compile)))
         return 0
 
     print(
         f"CPU: {cpu_name()} ({os.cpu_count()} logical cores), {total_memory_gib():.1f} GiB RAM; "
         f"Keras backend {args.backend}; ArcFace {EMBEDDING_DIM}-d, batch {BATCH_SIZE}, "
-        f"SGD momentum 0.9 + weight decay 5e-4 (arcface_torch); median of {args.steps} steps after the first"
+        f"SGD momentum 0.9 + weight decay 5e-4 (arcface_torch); median of {args.steps} steps after the first; "
+        f"XLA {'on' if args.jit_compile or args.backend == 'jax' else 'off'}"
     )
     print(
         "setup = resident memory with the kernel and momentum built; peak = maxrss of the process; "
@@ -206,7 +215,8 @@ def main(argv=None):
     for num_classes in args.classes:
         for rate in args.rates:
             for path in args.paths if rate < 1 else ["rows"]:
-                rows.append(((num_classes, rate, path), run_worker(num_classes, rate, path, args.steps, args.backend)))
+                row = run_worker(num_classes, rate, path, args.steps, args.backend, args.jit_compile)
+                rows.append(((num_classes, rate, path), row))
                 print(table(rows).splitlines()[-1], flush=True)
     print()
     print(table(rows))

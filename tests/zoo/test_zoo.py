@@ -81,9 +81,12 @@ def test_fit_lowers_the_loss(name, overrides):
     model.compile(keras.optimizers.Adam(3e-3))
     images, labels = toy_images(320, (28, 28, 1))
     centers = None if model.center_loss is None else keras.ops.convert_to_numpy(model.center_loss.centers).copy()
+    # Judged on evaluate's loss (no margin, no annealing): an annealed head's training loss rises
+    # as lambda falls and the margin tightens, whatever the network learns.
+    before = model.evaluate(images, labels, batch_size=64, verbose=0, return_dict=True)["loss"]
     history = model.fit(images, labels, batch_size=64, epochs=6, verbose=0, shuffle=False)
-    losses = history.history["loss"]
-    assert losses[-1] < 0.8 * losses[0], losses
+    after = model.evaluate(images, labels, batch_size=64, verbose=0, return_dict=True)["loss"]
+    assert after < 0.8 * before, (before, after, history.history["loss"])
     if centers is not None:
         moved = keras.ops.convert_to_numpy(model.center_loss.centers)
         assert not np.allclose(moved, centers)
