@@ -390,17 +390,17 @@ def load_weights(model, path, recipe=None, head=None):
 
 def _head_kernel(head, weight, notes):
     """sphereface_pytorch's AngleLinear weight is `(in_features, out_features)`; the head's rows are classes."""
-    weight = np.ascontiguousarray(weight.T)
     if head is None or not hasattr(head, "kernel"):
         notes.append("fc6.weight (the AngleLinear head) left out: no head given")
         return None
-    if tuple(head.kernel.shape) != tuple(weight.shape):
+    rows = np.ascontiguousarray(weight.T)
+    if tuple(head.kernel.shape) != rows.shape:
         notes.append(
-            f"fc6.weight {tuple(weight.shape)} left out: the head's kernel is {tuple(head.kernel.shape)} "
-            "(another class count)"
+            f"fc6.weight {tuple(weight.shape)} (embedding_dim, classes) left out: the head's kernel is "
+            f"{tuple(head.kernel.shape)} (classes, embedding_dim), another class count"
         )
         return None
-    return weight
+    return rows
 
 
 def _guess_backbone(backbone):

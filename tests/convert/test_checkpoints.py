@@ -104,7 +104,10 @@ def test_sphere20a_head_of_another_class_count_is_left_out(small_sphere):
     before = keras.ops.convert_to_numpy(model.head.kernel)
     report = convert.load_weights(model, FIXTURES / "sphere_small.pth", recipe)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.head.kernel), before)
-    assert any("fc6.weight" in note and "class count" in note for note in report.notes)
+    fc6 = convert.read_state_dict(FIXTURES / "sphere_small.pth")["fc6.weight"]
+    note = next(note for note in report.notes if "fc6.weight" in note)
+    assert f"fc6.weight {tuple(fc6.shape)} (embedding_dim, classes) left out" in note
+    assert f"the head's kernel is (7, {fc6.shape[0]}) (classes, embedding_dim)" in note
 
 
 def facenet_state():
