@@ -64,14 +64,15 @@ class SampledRowsTraining:
             return None
         return sampling[0]
 
-    def _row_delta(self, head):
+    def _zero_rows_delta(self, head):
+        """The zero `delta` of `head.sampled_rows_gradient`: one row per sampled class."""
         return keras.ops.zeros((head.num_sampled, head.kernel.shape[1]), dtype=head.kernel.dtype)
 
     def _tf_sampled_rows_step(self, head, data):
         import tensorflow as tf
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        delta = self._row_delta(head)
+        delta = self._zero_rows_delta(head)
         with tf.GradientTape() as tape:
             tape.watch(delta)
             with head.sampled_rows_gradient(delta) as sample:
@@ -114,7 +115,7 @@ class SampledRowsTraining:
         # The kernel is a constant here: JAX differentiates the other variables and the rows' delta only.
         (_, (aux, classes)), (grads, row_gradients) = jax.value_and_grad(
             loss_and_sample, argnums=(0, 1), has_aux=True
-        )(others, self._row_delta(head))
+        )(others, self._zero_rows_delta(head))
         unscaled_loss, y_pred, non_trainable, metrics_values = aux
         mapping = list(zip(variables, trainable)) + list(zip(self.optimizer.variables, optimizer_values))
         with keras.StatelessScope(state_mapping=mapping) as scope:
