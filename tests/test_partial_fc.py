@@ -520,13 +520,13 @@ def test_sampled_rows_gradient_needs_exactly_one_training_call():
     x, y = batch(20, 4, 6, seed=21)
     head.build(x.shape)
     delta = keras.ops.zeros((10, 6))
-    with pytest.raises(ValueError, match="no training call with labels ran inside sampled_rows_gradient"):
-        with head.sampled_rows_gradient(delta):
-            head(x)
-    with pytest.raises(ValueError, match="Received: a second training call inside the block"):
-        with head.sampled_rows_gradient(delta):
-            head.logits_and_labels(x, y, training=True)
-            head.logits_and_labels(x, y, training=True)
-    with pytest.raises(ValueError, match=r"needs sample_rate < 1 \(Partial FC\). Received: sample_rate=1.0"):
-        with heads.ArcFace(20).sampled_rows_gradient(delta):
-            pass
+    no_call = pytest.raises(ValueError, match="no training call with labels ran inside sampled_rows_gradient")
+    with no_call, head.sampled_rows_gradient(delta):
+        head(x)
+    second_call = pytest.raises(ValueError, match="Received: a second training call inside the block")
+    with second_call, head.sampled_rows_gradient(delta):
+        head.logits_and_labels(x, y, training=True)
+        head.logits_and_labels(x, y, training=True)
+    not_sampling = pytest.raises(ValueError, match=r"needs sample_rate < 1 \(Partial FC\). Received: sample_rate=1.0")
+    with not_sampling, heads.ArcFace(20).sampled_rows_gradient(delta):
+        pass

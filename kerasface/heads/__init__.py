@@ -1,6 +1,12 @@
 """Margin heads: layers that turn embeddings (and labels) into logits."""
 
-from kerasface.heads.additive import ArcFace, CombinedMargin, CosFace, NormFace, combined_margin
+from kerasface.heads.additive import (
+    ArcFace,
+    CombinedMargin,
+    CosFace,
+    NormFace,
+    combined_margin,
+)
 from kerasface.heads.base import CosineMarginHead, Head
 from kerasface.heads.lsoftmax import ASoftmax, LSoftmax, SphereFace
 from kerasface.heads.partial_fc import SampledRowsTraining

@@ -1,7 +1,6 @@
 import keras
-from keras import ops
 
-from kerasface.heads.base import Head
+from kerasface.heads.base import Head, class_products
 
 
 @keras.saving.register_keras_serializable(package="kerasface")
@@ -31,7 +30,7 @@ class Softmax(Head):
             self.bias = self.add_weight(name="bias", shape=(self.num_classes,), initializer="zeros")
 
     def head_logits(self, embeddings, labels):
-        logits = ops.matmul(embeddings, ops.transpose(self.kernel))
+        logits = class_products(embeddings, self.kernel)
         return logits + self.bias if self.use_bias else logits
 
     def get_config(self):
